@@ -1,0 +1,290 @@
+"""Typed settings: one TOML file plus `SENTINEL_BRIDGE_<SECTION>__<KEY>` environment overrides.
+
+Every problem is reported as `file: key: reason` through ConfigError, all problems at once, so
+that ops fix a config in one round trip. Secrets are SecretStr and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .errors import ConfigError
+
+ENV_PREFIX = "SENTINEL_BRIDGE_"
+CONFIG_ENV = "SENTINEL_BRIDGE_CONFIG"
+
+# Entra ID authority host and ARM endpoint per national cloud.
+# https://learn.microsoft.com/en-us/entra/identity-platform/authentication-national-cloud
+CLOUDS: dict[str, tuple[str, str]] = {
+    "public": ("https://login.microsoftonline.com", "https://management.azure.com"),
+    "usgov": ("https://login.microsoftonline.us", "https://management.usgovcloudapi.net"),
+    "china": ("https://login.chinacloudapi.cn", "https://management.chinacloudapi.cn"),
+}
+
+
+def _guid(value: str) -> str:
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a GUID") from None
+
+
+def _https_url(value: str) -> str:
+    if not value.startswith("https://") or len(value) <= len("https://"):
+        raise ValueError(f"{value!r} must be an https:// URL")
+    return value.rstrip("/")
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError(f"{value!r} must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _readable_file(value: Path) -> Path:
+    path = value.expanduser()
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    return path
+
+
+Guid = Annotated[str, AfterValidator(_guid)]
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
+
+
+def _read_secret_file(path: Path) -> SecretStr:
+    text = path.read_text(encoding="utf-8").strip()
+    if not text:
+        raise ValueError(f"{str(path)!r} is empty")
+    return SecretStr(text)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AzureSettings(Section):
+    cloud: Literal["public", "usgov", "china"] = "public"
+    authority_host: HttpsUrl | None = None
+    arm_endpoint: HttpsUrl | None = None
+    client_id: Guid
+    client_secret: SecretStr | None = None
+    client_secret_file: ReadableFile | None = None
+    certificate_path: ReadableFile | None = None
+    ca_bundle: ReadableFile | None = None
+    api_version: str = "2025-09-01"
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=20)
+    max_pages_per_tick: int = Field(default=100, ge=1)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AzureSettings:
+        given = [
+            name
+            for name in ("client_secret", "client_secret_file", "certificate_path")
+            if getattr(self, name) is not None
+        ]
+        if not given:
+            raise ValueError(
+                "missing secret: set client_secret, client_secret_file or certificate_path"
+            )
+        if len(given) > 1:
+            raise ValueError(f"set only one credential, got {', '.join(given)}")
+        if self.client_secret_file is not None:
+            object.__setattr__(self, "client_secret", _read_secret_file(self.client_secret_file))
+        if self.client_secret is not None and not self.client_secret.get_secret_value():
+            raise ValueError("client_secret is empty")
+        return self
+
+    @property
+    def resolved_authority_host(self) -> str:
+        return self.authority_host or CLOUDS[self.cloud][0]
+
+    @property
+    def resolved_arm_endpoint(self) -> str:
+        return self.arm_endpoint or CLOUDS[self.cloud][1]
+
+
+class StoreSettings(Section):
+    url: str = "sqlite+aiosqlite:///sentinel-bridge.db"
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must be a sqlite+aiosqlite:// or postgresql+asyncpg:// SQLAlchemy URL"
+            )
+        return value
+
+
+class QueueSettings(Section):
+    type: Literal["http"] = "http"
+    url: HttpUrl
+    token: SecretStr | None = None
+    token_file: ReadableFile | None = None
+    ca_bundle: ReadableFile | None = None
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> QueueSettings:
+        if self.token is None and self.token_file is None:
+            raise ValueError("missing secret: set token or token_file")
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set only one of token and token_file")
+        if self.token_file is not None:
+            object.__setattr__(self, "token", _read_secret_file(self.token_file))
+        return self
+
+
+class SyncSettings(Section):
+    poll_interval_seconds: float = Field(default=60.0, gt=0)
+    lookback_seconds: float = Field(default=3600.0, ge=0)
+    page_size: int = Field(default=200, ge=1, le=1000)
+    enrich: bool = True
+    enrich_concurrency: int = Field(default=8, ge=1, le=64)
+    delivery_concurrency: int = Field(default=8, ge=1, le=64)
+    delivery_max_attempts: int = Field(default=0, ge=0)  # 0: retry forever, never park
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+
+class ObservabilitySettings(Section):
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class TenantSettings(Section):
+    name: str = Field(min_length=1)
+    tenant_id: Guid
+    subscription_id: Guid
+    resource_group: str = Field(min_length=1)
+    workspace_name: str = Field(min_length=1)
+    enabled: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    azure: AzureSettings
+    store: StoreSettings = StoreSettings()
+    queue: QueueSettings
+    sync: SyncSettings = SyncSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    tenants: list[TenantSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (init kwargs carry the parsed TOML).
+        return (env_settings, init_settings)
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_names(cls, tenants: list[TenantSettings]) -> list[TenantSettings]:
+        seen: set[str] = set()
+        for tenant in tenants:
+            if tenant.name in seen:
+                raise ValueError(f"duplicate tenant name {tenant.name!r}")
+            seen.add(tenant.name)
+        return tenants
+
+    @property
+    def enabled_tenants(self) -> list[TenantSettings]:
+        return [tenant for tenant in self.tenants if tenant.enabled]
+
+
+def resolve_config_path(cli_path: str | None, environ: Mapping[str, str]) -> Path:
+    """`--config` wins over SENTINEL_BRIDGE_CONFIG; one of them is required."""
+    value = cli_path or environ.get(CONFIG_ENV)
+    if not value:
+        raise ConfigError("<no file>", [("--config", f"give --config PATH or set {CONFIG_ENV}")])
+    return Path(value)
+
+
+def load_settings(path: Path) -> Settings:
+    """Read, merge and validate; raise ConfigError naming the file, key and reason."""
+    data = _read_toml(path)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(str(path), _problems(exc)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(str(path), [("<file>", f"cannot read: {exc.strerror or exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [("<file>", f"invalid TOML: {exc}")]) from None
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        key = _key_name(error["loc"])
+        reason = _reason(error["type"], error["msg"])
+        override = _env_name(error["loc"])
+        if override in os.environ:
+            reason = f"{reason} (from environment variable {override})"
+        problems.append((key, reason))
+    return problems
+
+
+def _key_name(loc: tuple[int | str, ...]) -> str:
+    name = ""
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        elif part.startswith(("function-after", "function-before")):
+            continue
+        else:
+            name += f".{part}" if name else part
+    return name or "<root>"
+
+
+def _reason(error_type: str, message: str) -> str:
+    if error_type == "extra_forbidden":
+        return "unknown key"
+    if error_type == "missing":
+        return "required key is missing"
+    return message.removeprefix("Value error, ")
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    parts = [str(part).upper() for part in loc[:2] if isinstance(part, str)]
+    return ENV_PREFIX + "__".join(parts)

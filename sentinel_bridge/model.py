@@ -1,0 +1,178 @@
+"""Frozen value types that flow through the bridge. No I/O here.
+
+Enum-like fields (severity, status, classification, ...) are plain strings on purpose: the
+Sentinel API marks every enum "modelAsString", so values we have never seen will arrive and must
+pass through instead of crashing a parser.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+# Fixed namespace so that every replica, now and after any restart, derives the same alert id
+# from the same incident. Changing it would re-create every alert in the queue.
+ALERT_ID_NAMESPACE = uuid.UUID("6f0b6a53-1c1e-4f57-9d0e-3b8f2f1c5a10")
+
+
+def alert_id_for(arm_id: str) -> str:
+    """The queue's alert id: UUIDv5 of the lower-cased ARM resource id of the incident."""
+    return str(uuid.uuid5(ALERT_ID_NAMESPACE, arm_id.lower()))
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """One configured Sentinel workspace of one customer tenant."""
+
+    tenant: str  # the unique label from the config ([[tenants]] name)
+    tenant_id: str
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
+
+    @property
+    def key(self) -> str:
+        """Stable store key: survives renaming the tenant label, not moving the workspace."""
+        return (
+            f"{self.subscription_id}/{self.resource_group}/{self.workspace_name}"
+        ).lower()
+
+    @property
+    def incidents_path(self) -> str:
+        """ARM path of the incidents collection (without host and api-version)."""
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            "/providers/Microsoft.OperationalInsights/workspaces/"
+            f"{self.workspace_name}/providers/Microsoft.SecurityInsights/incidents"
+        )
+
+    def log_context(self) -> dict[str, str]:
+        return {"tenant": self.tenant, "workspace": self.workspace_name}
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    email: str | None = None
+    upn: str | None = None
+    name: str | None = None
+    object_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A Sentinel incident as the bridge needs it; `raw` keeps the full ARM resource.
+
+    `raw` is kept because an update must PUT the whole incident back (there is no PATCH) and
+    because the alert carries fields we do not model.
+    """
+
+    arm_id: str
+    name: str  # the incident id (a GUID), last segment of arm_id
+    etag: str | None
+    incident_number: int | None
+    title: str
+    description: str | None
+    severity: str
+    status: str
+    classification: str | None
+    classification_reason: str | None
+    classification_comment: str | None
+    owner: Owner
+    labels: tuple[str, ...]
+    tactics: tuple[str, ...]
+    created_at: datetime | None
+    last_modified_at: datetime
+    first_activity_at: datetime | None
+    last_activity_at: datetime | None
+    incident_url: str | None
+    provider_name: str | None
+    raw: JsonObject = field(compare=False, hash=False, repr=False)
+
+    @property
+    def alert_id(self) -> str:
+        return alert_id_for(self.arm_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    """Enrichment of one incident: its alerts and entities as the API returned them."""
+
+    alerts: tuple[JsonObject, ...] = ()
+    entities: tuple[JsonObject, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Unparsable:
+    """A payload from a source that could not be turned into an Incident; it is parked."""
+
+    identifiers: dict[str, str]
+    reason: str
+    payload: JsonObject = field(compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing, in the order the source returned it."""
+
+    incidents: tuple[Incident, ...]
+    unparsable: tuple[Unparsable, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Half-open poll window on lastModifiedTimeUtc: read everything modified at or after
+    `since`; `until` is fixed at the start of a tick and is as far as the checkpoint may move."""
+
+    since: datetime
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """What the bridge last queued for one incident (dedup ledger row)."""
+
+    workspace_key: str
+    arm_id: str
+    alert_id: str
+    revision: datetime
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """An alert waiting to be delivered to the central queue."""
+
+    alert_id: str
+    workspace_key: str
+    tenant: str
+    incident_number: int | None
+    revision: datetime
+    body: JsonObject = field(compare=False, hash=False, repr=False)
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedItem:
+    """Input that could not be processed; kept with its identifiers and the reason."""
+
+    kind: str  # e.g. "incident_payload", "alert_delivery"
+    workspace_key: str
+    tenant: str
+    identifiers: dict[str, str]
+    reason: str
+    payload: JsonObject = field(compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PageCommit:
+    """Everything one page of a forward tick writes, in one store transaction."""
+
+    workspace_key: str
+    ledger: tuple[LedgerEntry, ...]
+    outbox: tuple[OutboxItem, ...]
+    parked: tuple[ParkedItem, ...]
+    checkpoint: datetime | None  # None: leave the checkpoint where it is

@@ -1,0 +1,113 @@
+"""The interfaces the sync loops depend on. Adapters implement them; `sync` sees only these."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Protocol
+
+from .model import Details, Incident, JsonObject, LedgerEntry, OutboxItem, Page, PageCommit
+from .model import ParkedItem, Workspace
+
+
+class ListingEnd(Enum):
+    """Why a listing stopped. Only COMPLETE lets the checkpoint reach the window's end."""
+
+    COMPLETE = "complete"
+    PAGE_CAP = "page_cap"
+    UNSAFE_LINK = "unsafe_link"
+    REPEATED_LINK = "repeated_link"
+
+
+class Listing(Protocol):
+    """Pages of one listing; `end` is set once iteration finished."""
+
+    end: ListingEnd
+
+    def __aiter__(self) -> AsyncIterator[Page]: ...
+
+
+class IncidentSource(Protocol):
+    """Where incidents come from (Sentinel over ARM today; Microsoft Graph can sit beside it)."""
+
+    def list_changed(self, workspace: Workspace, since: datetime) -> Listing:
+        """Incidents modified at or after `since`, oldest modification first, page by page."""
+        ...
+
+    async def enrich(self, workspace: Workspace, incident: Incident) -> Details:
+        """The incident's alerts and entities."""
+        ...
+
+
+class PutOutcome(Enum):
+    CREATED = "created"  # 201
+    UPDATED = "updated"  # 200
+    STALE = "stale"  # 409: the queue already holds a newer revision; done all the same
+
+
+class CentralQueue(Protocol):
+    """The SOC's central alert queue (HTTP contract v1)."""
+
+    async def put_alert(self, alert_id: str, body: JsonObject) -> PutOutcome: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedItem:
+    """An outbox item leased to one delivery worker until `lease_until`."""
+
+    item: OutboxItem
+    lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceState:
+    workspace_key: str
+    checkpoint: datetime | None
+    last_tick_at: datetime | None
+    last_error: str | None
+
+
+class Store(Protocol):
+    """Durable state: checkpoints, dedup ledger, outbox and parked items."""
+
+    async def checkpoint(self, workspace_key: str) -> datetime | None: ...
+
+    async def ledger(
+        self, workspace_key: str, arm_ids: Sequence[str]
+    ) -> Mapping[str, LedgerEntry]: ...
+
+    async def commit_page(self, commit: PageCommit) -> None:
+        """Ledger upserts, outbox upserts, parked rows and checkpoint, in one transaction."""
+        ...
+
+    async def record_tick(
+        self, workspace_key: str, at: datetime, error: str | None
+    ) -> None: ...
+
+    async def claim_outbox(self, limit: int, now: datetime, lease_seconds: float) -> list[
+        ClaimedItem
+    ]:
+        """Lease up to `limit` due items (not leased by anyone else), oldest first."""
+        ...
+
+    async def mark_delivered(self, item: OutboxItem) -> None:
+        """Remove the item, unless a newer revision replaced it meanwhile (then release it)."""
+        ...
+
+    async def mark_failed(self, item: OutboxItem, error: str, retry_at: datetime) -> None: ...
+
+    async def park(self, item: ParkedItem) -> None: ...
+
+    async def park_outbox(self, item: OutboxItem, reason: str) -> None:
+        """Move an undeliverable item out of the outbox into the parked table."""
+        ...
+
+    async def outbox_depth(self) -> int: ...
+
+    async def next_outbox_due(self) -> datetime | None: ...
+
+    async def workspace_states(self) -> list[WorkspaceState]: ...
+
+    async def close(self) -> None: ...
