@@ -63,10 +63,15 @@ class ClaimedItem:
 
 @dataclass(frozen=True, slots=True)
 class WorkspaceState:
+    """What `status` and readiness report per workspace."""
+
     workspace_key: str
     checkpoint: datetime | None
     last_tick_at: datetime | None
     last_error: str | None
+    last_success_at: datetime | None = None  # last tick that ended without an error
+    outbox_depth: int = 0  # alerts of this workspace waiting for delivery
+    parked: int = 0  # parked items of this workspace not resolved yet
 
 
 class Store(Protocol):

@@ -1,0 +1,77 @@
+"""Engines for the store: SQLite (aiosqlite) tuned for one daemon, or PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# Execution option naming how a SQLite transaction begins; see `writer()`.
+_BEGIN = "sentinel_bridge_begin"
+_BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str | URL) -> AsyncEngine:
+    """An async engine for `url`; SQLite files get their parent directory and pragmas."""
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() != "sqlite":
+        # pre-ping: a PostgreSQL failover or idle-timeout must not fail the next tick.
+        return create_async_engine(sa_url, pool_pre_ping=True)
+    _make_parent_dir(sa_url)
+    engine = create_async_engine(sa_url)
+    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (and pool), but its transactions take SQLite's write lock up front.
+
+    Why BEGIN IMMEDIATE rather than an in-process lock: a deferred transaction that reads and
+    then writes fails at once with "database is locked" when another writer got in between
+    (SQLite cannot wait there without risking a deadlock). IMMEDIATE takes the write lock at
+    BEGIN, where the busy timeout makes it wait instead; today's writes happen to open with a
+    write statement, and IMMEDIATE keeps any later one that reads first just as safe. It
+    serializes the forward loop and the delivery workers of this process, and other processes
+    on the same file too (a second daemon, `migrate`), which no asyncio lock could. The wait
+    happens in aiosqlite's worker thread, so the event loop keeps running. Readers (`status`)
+    never wait: WAL gives them a snapshot. PostgreSQL needs none of this.
+    """
+    if not is_sqlite(engine):
+        return engine
+    return engine.execution_options(**{_BEGIN: "IMMEDIATE"})
+
+
+def _make_parent_dir(url: URL) -> None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's implicit BEGIN is switched off so that `_on_sqlite_begin` decides the mode.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL: readers (the `status` command) never block the daemon's writers.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across process crashes in WAL mode; only a power cut may lose
+        # the last transactions, never corrupt the file.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(connection: Connection) -> None:
+    mode = connection.get_execution_options().get(_BEGIN, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,222 @@
+"""`SqlStore`: the bridge's durable state on SQLite or PostgreSQL, through one code path."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ...model import LedgerEntry, OutboxItem, PageCommit, ParkedItem
+from ...ports import ClaimedItem, WorkspaceState
+from . import leases, writes
+from .engine import create_engine, is_sqlite, writer
+from .tables import checkpoints, ledger, outbox, parked
+
+Clock = Callable[[], datetime]
+
+# Keeps an IN (...) list well below SQLite's and asyncpg's bound-parameter limits.
+_CHUNK = 500
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlStore:
+    """Checkpoints, dedup ledger, outbox and parked items (implements `ports.Store`).
+
+    Every instance leases outbox rows under its own random `owner` id, so several replicas,
+    or several stores in one process, never deliver the same row at the same time.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+        # Chosen once: both dialects' inserts offer the same on_conflict_do_update.
+        self._insert: writes.InsertFn = sqlite.insert if is_sqlite(engine) else postgresql.insert
+        self._clock = clock
+        self.owner = uuid.uuid4().hex
+
+    @classmethod
+    def open(cls, url: str, *, clock: Clock = utc_now) -> SqlStore:
+        """A store on `url` (the schema must be migrated: see `migrate.upgrade_to_head`)."""
+        return cls(create_engine(url), clock=clock)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        async with self._engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # --- forward loop -------------------------------------------------------------------
+
+    async def checkpoint(self, workspace_key: str) -> datetime | None:
+        query = sa.select(checkpoints.c.checkpoint).where(
+            checkpoints.c.workspace_key == workspace_key
+        )
+        async with self._engine.connect() as conn:
+            value: datetime | None = await conn.scalar(query)
+        return value
+
+    async def ledger(self, workspace_key: str, arm_ids: Sequence[str]) -> Mapping[str, LedgerEntry]:
+        """Ledger rows by the caller's spelling of each ARM id (matched case-insensitively)."""
+        wanted = {arm_id.lower(): arm_id for arm_id in arm_ids}
+        keys = list(wanted)
+        found: dict[str, LedgerEntry] = {}
+        async with self._engine.connect() as conn:
+            for start in range(0, len(keys), _CHUNK):
+                query = sa.select(ledger).where(
+                    ledger.c.workspace_key == workspace_key,
+                    ledger.c.arm_id.in_(keys[start : start + _CHUNK]),
+                )
+                for row in await conn.execute(query):
+                    found[wanted[row.arm_id]] = _ledger_entry(row)
+        return found
+
+    async def commit_page(self, commit: PageCommit) -> None:
+        """Ledger upserts, outbox upserts, parked rows and checkpoint, in one transaction."""
+        now = self._clock()
+        async with self._writer.begin() as conn:
+            await writes.upsert_ledger(conn, self._insert, commit.ledger, now)
+            await writes.upsert_outbox(conn, self._insert, commit.outbox, now)
+            await writes.insert_parked(conn, commit.parked, now)
+            if commit.checkpoint is not None:
+                await writes.advance_checkpoint(
+                    conn, self._insert, commit.workspace_key, commit.checkpoint, now
+                )
+
+    async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None:
+        async with self._writer.begin() as conn:
+            await writes.record_tick(conn, self._insert, workspace_key, at, error)
+
+    # --- delivery -----------------------------------------------------------------------
+
+    async def claim_outbox(
+        self, limit: int, now: datetime, lease_seconds: float
+    ) -> list[ClaimedItem]:
+        """Lease up to `limit` due items (not leased by anyone else), oldest first."""
+        if limit <= 0:
+            return []
+        until = now + timedelta(seconds=lease_seconds)
+        statement = leases.claim_statement(self.owner, limit, now, until)
+        async with self._writer.begin() as conn:
+            rows = list((await conn.execute(statement)).all())
+        return leases.claimed_items(rows)
+
+    async def mark_delivered(self, item: OutboxItem) -> None:
+        """Remove the item, unless a newer revision replaced it meanwhile (then release it)."""
+        async with self._writer.begin() as conn:
+            await leases.delete_if_current(conn, self.owner, item)
+
+    async def mark_failed(self, item: OutboxItem, error: str, retry_at: datetime) -> None:
+        """Count a failed attempt, retry at `retry_at`, release the lease (`error` is clean)."""
+        async with self._writer.begin() as conn:
+            await leases.schedule_retry(conn, self.owner, item, writes.clean_text(error), retry_at)
+
+    async def park(self, item: ParkedItem) -> None:
+        async with self._writer.begin() as conn:
+            await writes.insert_parked(conn, [item], self._clock())
+
+    async def park_outbox(self, item: OutboxItem, reason: str) -> None:
+        """Move an undeliverable item out of the outbox into the parked table.
+
+        The parked row keeps the body that failed; if a newer revision replaced it meanwhile,
+        that one stays in the outbox to be delivered.
+        """
+        record = ParkedItem(
+            kind="alert_delivery",
+            workspace_key=item.workspace_key,
+            tenant=item.tenant,
+            identifiers=_delivery_identifiers(item),
+            reason=reason,
+            payload=item.body,
+        )
+        async with self._writer.begin() as conn:
+            await writes.insert_parked(conn, [record], self._clock())
+            await leases.delete_if_current(conn, self.owner, item)
+
+    # --- reporting ----------------------------------------------------------------------
+
+    async def outbox_depth(self) -> int:
+        return await self._count(sa.select(sa.func.count()).select_from(outbox))
+
+    async def parked_count(self) -> int:
+        """Parked items not resolved yet."""
+        query = sa.select(sa.func.count()).where(parked.c.resolved_at.is_(None))
+        return await self._count(query)
+
+    async def next_outbox_due(self) -> datetime | None:
+        """When the earliest row becomes claimable (its retry time or its lease's end)."""
+        later = sa.case(
+            (outbox.c.lease_until > outbox.c.next_attempt_at, outbox.c.lease_until),
+            else_=outbox.c.next_attempt_at,
+        )
+        query = sa.select(sa.type_coerce(sa.func.min(later), outbox.c.next_attempt_at.type))
+        async with self._engine.connect() as conn:
+            value: datetime | None = await conn.scalar(query)
+        return value
+
+    async def workspace_states(self) -> list[WorkspaceState]:
+        """One state per workspace known to any table, sorted by key."""
+        async with self._engine.connect() as conn:
+            ticks = {row.workspace_key: row for row in await conn.execute(sa.select(checkpoints))}
+            depths = await _counts_by_workspace(conn, outbox, None)
+            parked_counts = await _counts_by_workspace(conn, parked, parked.c.resolved_at)
+        keys = sorted(set(ticks) | set(depths) | set(parked_counts))
+        return [
+            _workspace_state(key, ticks.get(key), depths.get(key, 0), parked_counts.get(key, 0))
+            for key in keys
+        ]
+
+    async def _count(self, query: sa.Select[Any]) -> int:
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)
+
+
+async def _counts_by_workspace(
+    conn: AsyncConnection, table: sa.Table, unresolved: sa.Column[Any] | None
+) -> dict[str, int]:
+    query = sa.select(table.c.workspace_key, sa.func.count()).group_by(table.c.workspace_key)
+    if unresolved is not None:
+        query = query.where(unresolved.is_(None))
+    return {row[0]: int(row[1]) for row in await conn.execute(query)}
+
+
+def _workspace_state(key: str, tick: Any, depth: int, parked_count: int) -> WorkspaceState:
+    return WorkspaceState(
+        workspace_key=key,
+        checkpoint=tick.checkpoint if tick else None,
+        last_tick_at=tick.last_tick_at if tick else None,
+        last_error=tick.last_error if tick else None,
+        last_success_at=tick.last_success_at if tick else None,
+        outbox_depth=depth,
+        parked=parked_count,
+    )
+
+
+def _ledger_entry(row: Any) -> LedgerEntry:
+    return LedgerEntry(
+        workspace_key=row.workspace_key,
+        arm_id=row.arm_id,
+        alert_id=row.alert_id,
+        revision=row.revision,
+        fingerprint=row.fingerprint,
+    )
+
+
+def _delivery_identifiers(item: OutboxItem) -> dict[str, str]:
+    identifiers = {"alert_id": item.alert_id, "revision": item.revision.isoformat()}
+    if item.incident_number is not None:
+        identifiers["incident_number"] = str(item.incident_number)
+    return identifiers

@@ -1,0 +1,129 @@
+"""The store's schema as SQLAlchemy Core tables. Migrations create it; tests compare the two.
+
+Later features extend this schema through new migrations, never by editing 0001: the reverse
+loop adds a change cursor per queue, the written-where map (etags, revisions, comment ids) and
+its parked changes (the `parked` table already takes any `kind`); several replicas add a
+per-workspace lease table (workspace_key, owner, lease_until) claimed the same way as the outbox.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+# Fixed width, zero padded, always UTC: on SQLite these strings sort and compare exactly like
+# the instants they stand for, so `<=`, `>`, MIN and ORDER BY work in SQL on both backends.
+_SQLITE_WIDTH = len("2024-01-01T00:00:00.000000+00:00")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC instant with microseconds, on PostgreSQL and SQLite alike.
+
+    PostgreSQL keeps it as `timestamptz`. SQLite has no timestamp type and SQLAlchemy's own
+    SQLite DateTime drops the offset, so we store the ISO form with a fixed width instead.
+    Naive datetimes are refused: guessing their zone is how checkpoints drift by hours.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(_SQLITE_WIDTH))
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to the store; use UTC")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.isoformat(timespec="microseconds")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if not isinstance(value, datetime):
+            raise TypeError(f"unexpected timestamp value {value!r}")
+        return value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("workspace_key", sa.String(512), primary_key=True),
+    sa.Column("checkpoint", UtcDateTime(), nullable=True),
+    sa.Column("last_tick_at", UtcDateTime(), nullable=True),
+    sa.Column("last_success_at", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# One row per incident. alert_id is derived from the lower-cased ARM id, so it is the key;
+# (workspace_key, arm_id) is what the forward loop looks rows up by.
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("alert_id", sa.String(36), primary_key=True),
+    sa.Column("workspace_key", sa.String(512), nullable=False),
+    sa.Column("arm_id", sa.String(1024), nullable=False),
+    sa.Column("revision", UtcDateTime(), nullable=False),
+    sa.Column("fingerprint", sa.String(128), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "workspace_key", "arm_id", unique=True),
+)
+
+# One pending row per alert: a newer revision replaces the body in place.
+# JSON, not JSONB, on PostgreSQL: bodies are never queried into, JSON keeps them verbatim, and
+# JSONB would reject a "\u0000" that a customer's incident text may well contain.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("alert_id", sa.String(36), primary_key=True),
+    sa.Column("workspace_key", sa.String(512), nullable=False),
+    sa.Column("tenant", sa.String(256), nullable=False),
+    sa.Column("incident_number", sa.BigInteger(), nullable=True),
+    sa.Column("revision", UtcDateTime(), nullable=False),
+    sa.Column("body", sa.JSON(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "next_attempt_at", "created_at"),
+    sa.Index(None, "workspace_key"),
+)
+
+parked = sa.Table(
+    "parked",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("workspace_key", sa.String(512), nullable=False),
+    sa.Column("tenant", sa.String(256), nullable=False),
+    sa.Column("identifiers", sa.JSON(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("retried_at", UtcDateTime(), nullable=True),
+    sa.Column("resolved_at", UtcDateTime(), nullable=True),
+    sa.Index(None, "workspace_key", "resolved_at"),
+)
