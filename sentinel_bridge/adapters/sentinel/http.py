@@ -1,0 +1,191 @@
+"""One ARM call with the bridge's manners: bearer token of the workspace's tenant, throttle
+gate of its subscription, retries for what may heal, typed errors for what will not.
+
+Error body: https://learn.microsoft.com/en-us/azure/azure-resource-manager/troubleshooting/common-deployment-errors
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+
+from ...errors import (
+    ConflictError,
+    NotFoundError,
+    PayloadError,
+    RejectedError,
+    RemoteError,
+    RetriableError,
+    ThrottledError,
+    TransientError,
+)
+from ...model import JsonObject, Workspace
+from ..auth import BearerAuth, TokenProvider
+from .clock import Clock
+from .retry import RetryPolicy, parse_retry_after
+from .throttle import Kind, ThrottleGate, ThrottleGates
+
+logger = structlog.get_logger(__name__)
+
+# Anything that kept a request from getting an answer: timeouts, refused or reset
+# connections, TLS failures, broken encodings. Retrying is bounded, so a permanent cause
+# costs a few attempts and then surfaces as a TransientError the loops know how to handle.
+_NO_ANSWER = httpx.RequestError
+
+
+class ArmHttp:
+    """Sends ARM requests for any workspace; shared by every workspace of one client."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        tokens: TokenProvider,
+        policy: RetryPolicy,
+        clock: Clock,
+    ) -> None:
+        self._client = client
+        self._tokens = tokens
+        self._policy = policy
+        self._clock = clock
+        self.gates = ThrottleGates(clock)
+
+    async def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        workspace: Workspace,
+        kind: Kind,
+        body: Any = None,
+    ) -> JsonObject:
+        """The JSON object of a 2xx answer, after retries; a typed RemoteError otherwise."""
+        log = logger.bind(
+            **workspace.log_context(),
+            subscription=workspace.subscription_id,
+            method=method,
+            path=httpx.URL(url).path,
+        )
+        auth = BearerAuth(self._tokens, workspace.tenant_id)
+        gate = self.gates.gate(workspace.subscription_id, kind)
+        attempt = 0
+        while True:
+            outcome = await self._attempt(method, url, body, auth, workspace, gate)
+            if isinstance(outcome, httpx.Response):
+                return _json_object(outcome, method)
+            if isinstance(outcome, ThrottledError):
+                gate.block(outcome.retry_after)
+            if not isinstance(outcome, RetriableError) or attempt >= self._policy.max_retries:
+                log.warning(
+                    "arm.request_failed",
+                    status=outcome.status,
+                    code=outcome.code,
+                    error=str(outcome),
+                    attempts=attempt + 1,
+                )
+                raise outcome
+            await self._pause(outcome, attempt, log)
+            attempt += 1
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        auth: BearerAuth,
+        workspace: Workspace,
+        gate: ThrottleGate,
+    ) -> httpx.Response | RemoteError:
+        """One try: the successful response, or the error it amounts to (not raised)."""
+        await gate.acquire()
+        try:
+            response = await self._client.request(method, url, json=body, auth=auth)
+        except _NO_ANSWER as exc:
+            return TransientError(
+                f"{method} {httpx.URL(url).path}: {type(exc).__name__}",
+                method=method,
+                url=_path(url),
+            )
+        finally:
+            gate.done()
+        self.gates.observe(workspace.subscription_id, response.headers)
+        if response.is_success:
+            return response
+        return arm_error(response, self._policy.default_retry_after)
+
+    async def _pause(
+        self, failure: RemoteError, attempt: int, log: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        # After a 429 the gate already holds every request (this one included) until
+        # Retry-After has passed; adding backoff on top would only waste refill.
+        if isinstance(failure, ThrottledError):
+            log.warning("arm.throttled", retry_after=failure.retry_after, attempt=attempt + 1)
+            return
+        delay = self._policy.backoff(attempt)
+        log.info(
+            "arm.retry",
+            attempt=attempt + 1,
+            delay=round(delay, 3),
+            status=failure.status,
+            code=failure.code,
+        )
+        await self._clock.sleep(delay)
+
+
+def arm_error(response: httpx.Response, default_retry_after: float) -> RemoteError:
+    """The typed error for a non-2xx ARM answer, with ARM's error code and message."""
+    request = response.request
+    status = response.status_code
+    code, message = error_body(response)
+    text = f"{request.method} {request.url.path}: {status} {code or ''}: {message}".replace(
+        "  ", " "
+    )
+    fields: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "method": request.method,
+        "url": _path(str(request.url)),
+    }
+    if status == 429:
+        seconds = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+        retry_after = default_retry_after if seconds is None else seconds
+        return ThrottledError(text, retry_after=retry_after, **fields)
+    if status == 408 or status >= 500:
+        return TransientError(text, **fields)
+    error_class = {404: NotFoundError, 409: ConflictError}.get(status, RejectedError)
+    return error_class(text, **fields)
+
+
+def error_body(response: httpx.Response) -> tuple[str | None, str]:
+    """(code, message) from `{"error": {"code", "message"}}`, or the reason phrase."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict):
+        code = error.get("code")
+        message = error.get("message")
+        return (
+            code if isinstance(code, str) else None,
+            message if isinstance(message, str) else response.reason_phrase,
+        )
+    return None, response.reason_phrase
+
+
+def _json_object(response: httpx.Response, method: str) -> JsonObject:
+    if not response.content:
+        return {}
+    try:
+        payload = response.json()
+    except ValueError:
+        raise PayloadError(f"{method} {response.request.url.path}: body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise PayloadError(f"{method} {response.request.url.path}: body is not a JSON object")
+    return payload
+
+
+def _path(url: str) -> str:
+    """The URL without its query, for errors and logs."""
+    return str(httpx.URL(url).copy_with(query=None))

@@ -1,0 +1,122 @@
+"""Fakes and builders for the Sentinel and auth adapter tests."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from sentinel_bridge.adapters.sentinel import Clock, RetryPolicy, SentinelClient
+from sentinel_bridge.model import Workspace
+
+ARM = "https://management.azure.com"
+API_VERSION = "2025-09-01"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sentinel"
+UPSTREAM_EXAMPLES = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "sentinel-api" / "examples"
+)
+
+# The official examples' workspace, so their ids match the URLs the client builds.
+WS = Workspace(
+    tenant="contoso",
+    tenant_id="72f988bf-86f1-41af-91ab-2d7cd011db47",
+    subscription_id="d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
+    resource_group="myRg",
+    workspace_name="myWorkspace",
+)
+# Another customer: other tenant, other subscription.
+OTHER_WS = Workspace(
+    tenant="fabrikam",
+    tenant_id="0b2c3d4e-5f60-4718-89a0-b1c2d3e4f506",
+    subscription_id="9e8d7c6b-5a49-4382-a716-0f1e2d3c4b5a",
+    resource_group="secops",
+    workspace_name="fabrikam-ws",
+)
+INCIDENTS_URL = f"{ARM}{WS.incidents_path}"
+OTHER_INCIDENTS_URL = f"{ARM}{OTHER_WS.incidents_path}"
+INCIDENT_NAME = "73e01a99-5cd7-4139-a149-9f2736ff2ab5"
+
+
+def example(name: str, status: str = "200") -> Any:
+    """The response body of one official example (a deep copy, safe to modify)."""
+    data = json.loads((FIXTURES / f"{name}.json").read_text("utf-8"))
+    return copy.deepcopy(data["responses"][status]["body"])
+
+
+def incident_payload(number: int, modified: str = "2019-01-01T13:15:30Z", **props: Any) -> Any:
+    """The GetIncidents example incident, renamed and renumbered."""
+    item = example("GetIncidents")["value"][0]
+    name = f"00000000-0000-0000-0000-{number:012d}"
+    item["name"] = name
+    item["id"] = f"{WS.incidents_path}/{name}"
+    item["properties"].update(incidentNumber=number, lastModifiedTimeUtc=modified, **props)
+    return item
+
+
+class FakeTokens:
+    """TokenProvider that hands out a distinct, recognisable token per tenant."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def token(self, tenant_id: str) -> str:
+        self.calls.append(tenant_id)
+        return f"token-for-{tenant_id}"
+
+
+class InstantClock:
+    """Virtual time that jumps forward by each sleep; records every sleep."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+        await asyncio.sleep(0)
+
+    def clock(self) -> Clock:
+        return Clock(now=self.now, sleep=self.sleep)
+
+
+class ScaledClock:
+    """Real time run `scale` times faster, for tests where tasks must really overlap.
+    Sleeps are recorded per task name."""
+
+    def __init__(self, scale: float = 200.0) -> None:
+        self.scale = scale
+        self.sleeps: dict[str, list[float]] = {}
+
+    def now(self) -> float:
+        return time.monotonic() * self.scale
+
+    async def sleep(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        self.sleeps.setdefault(task.get_name() if task else "?", []).append(seconds)
+        await asyncio.sleep(seconds / self.scale)
+
+    def clock(self) -> Clock:
+        return Clock(now=self.now, sleep=self.sleep)
+
+
+def make_client(clock: Clock, tokens: FakeTokens | None = None, **overrides: Any) -> SentinelClient:
+    """A client against the public ARM endpoint with fast, deterministic retries."""
+    settings: dict[str, Any] = {
+        "arm_endpoint": ARM,
+        "api_version": API_VERSION,
+        "tokens": tokens or FakeTokens(),
+        "page_size": 2,
+        "max_pages": 10,
+        # draw 0.5: backoff is half its ceiling, so tests can assert exact delays.
+        "retry": RetryPolicy(max_retries=3, base_delay=1.0, max_delay=8.0, random=lambda: 0.5),
+        "clock": clock,
+    }
+    settings.update(overrides)
+    return SentinelClient(**settings)

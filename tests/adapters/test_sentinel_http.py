@@ -1,0 +1,282 @@
+"""Retries, throttling and typed errors of ARM calls, seen through SentinelClient."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+import respx
+from structlog.testing import capture_logs
+
+from sentinel_bridge.adapters.sentinel import SentinelClient, parse_incident
+from sentinel_bridge.errors import (
+    ConflictError,
+    NotFoundError,
+    PayloadError,
+    RejectedError,
+    ThrottledError,
+    TransientError,
+)
+
+from .helpers import (
+    INCIDENT_NAME,
+    INCIDENTS_URL,
+    OTHER_INCIDENTS_URL,
+    OTHER_WS,
+    WS,
+    FakeTokens,
+    InstantClock,
+    ScaledClock,
+    example,
+    make_client,
+)
+
+INCIDENT_URL = f"{INCIDENTS_URL}/{INCIDENT_NAME}"
+READS_LEFT = "x-ms-ratelimit-remaining-subscription-reads"
+
+
+def arm_error(status: int, code: str, message: str, **headers: str) -> httpx.Response:
+    return httpx.Response(
+        status, json={"error": {"code": code, "message": message}}, headers=headers
+    )
+
+
+def ok() -> httpx.Response:
+    return httpx.Response(200, json=example("GetIncidentById"))
+
+
+async def test_429_waits_at_least_retry_after_then_succeeds(
+    client: SentinelClient, arm: respx.MockRouter, clock: InstantClock
+) -> None:
+    """A 429 with Retry-After: 17 is retried no earlier than 17 s later, then succeeds."""
+    seen_at: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen_at.append(clock.now())
+        if len(seen_at) == 1:
+            return arm_error(429, "TooManyRequests", "slow down", **{"Retry-After": "17"})
+        return ok()
+
+    arm.get(INCIDENT_URL).mock(side_effect=answer)
+    incident = await client.get_incident(WS, INCIDENT_NAME)
+    assert incident.name == INCIDENT_NAME
+    assert seen_at[1] - seen_at[0] >= 17
+    assert sum(clock.sleeps) >= 17
+
+
+async def test_429_with_http_date_retry_after_is_honoured(
+    client: SentinelClient, arm: respx.MockRouter, clock: InstantClock
+) -> None:
+    """Retry-After as an HTTP-date some seconds ahead is waited out too."""
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=42), usegmt=True)
+    arm.get(INCIDENT_URL).mock(
+        side_effect=[arm_error(429, "TooManyRequests", "x", **{"Retry-After": when}), ok()]
+    )
+    await client.get_incident(WS, INCIDENT_NAME)
+    assert sum(clock.sleeps) >= 40
+
+
+async def test_429_without_retry_after_uses_the_default_wait(
+    clock: InstantClock, arm: respx.MockRouter
+) -> None:
+    """No Retry-After header: wait the policy's default, not zero."""
+    arm.get(INCIDENT_URL).mock(side_effect=[arm_error(429, "TooManyRequests", "x"), ok()])
+    async with make_client(clock.clock()) as client:
+        await client.get_incident(WS, INCIDENT_NAME)
+    assert sum(clock.sleeps) >= 10
+
+
+async def test_429_until_retries_run_out_raises_throttled_error(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """A subscription that stays throttled ends in ThrottledError carrying Retry-After."""
+    route = arm.get(INCIDENT_URL).mock(
+        return_value=arm_error(429, "TooManyRequests", "x", **{"Retry-After": "3"})
+    )
+    with pytest.raises(ThrottledError) as caught:
+        await client.get_incident(WS, INCIDENT_NAME)
+    assert caught.value.retry_after == 3 and caught.value.status == 429
+    assert route.call_count == 4  # first try + max_retries
+
+
+async def test_429_pauses_concurrent_requests_to_the_same_subscription_only(
+    arm: respx.MockRouter,
+) -> None:
+    """While one request waits out a 429, others to that subscription wait too; others don't."""
+    clock = ScaledClock(scale=200.0)
+    throttled = asyncio.Event()
+    hits: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+
+    def first_throttled(request: httpx.Request) -> httpx.Response:
+        hits["a"].append(clock.now())
+        if len(hits["a"]) == 1:
+            throttled.set()
+            return arm_error(429, "TooManyRequests", "x", **{"Retry-After": "20"})
+        return ok()
+
+    def recorded(key: str, payload: object) -> Callable[[httpx.Request], httpx.Response]:
+        def answer(request: httpx.Request) -> httpx.Response:
+            hits[key].append(clock.now())
+            return httpx.Response(200, json=payload)
+
+        return answer
+
+    arm.get(INCIDENT_URL).mock(side_effect=first_throttled)
+    arm.post(f"{INCIDENT_URL}/alerts").mock(side_effect=recorded("b", {"value": []}))
+    arm.post(f"{INCIDENT_URL}/entities").mock(side_effect=recorded("b", {"entities": []}))
+    other = example("GetIncidentById") | {"name": "other", "id": f"{OTHER_WS.incidents_path}/other"}
+    arm.get(f"{OTHER_INCIDENTS_URL}/other").mock(side_effect=recorded("c", other))
+
+    async with make_client(clock.clock()) as client:
+        gate = client.gates.gate(WS.subscription_id, "reads")
+        a = asyncio.create_task(client.get_incident(WS, INCIDENT_NAME), name="a")
+        await throttled.wait()
+        for _ in range(1000):  # let task a turn its 429 into a blocked gate
+            if gate.blocked_for > 0:
+                break
+            await asyncio.sleep(0)
+        assert gate.blocked_for > 0
+        incident = parse_incident(example("GetIncidentById"))
+        b = asyncio.create_task(client.enrich(WS, incident), name="b")
+        c = asyncio.create_task(client.get_incident(OTHER_WS, "other"), name="c")
+        await asyncio.gather(a, b, c)
+
+    throttled_at = hits["a"][0]
+    assert hits["a"][1] - throttled_at >= 20
+    assert min(hits["b"]) - throttled_at >= 20  # same subscription: held back
+    assert hits["c"][0] - throttled_at < 10  # other subscription: not held back
+    assert "c" not in clock.sleeps
+
+
+async def test_low_remaining_reads_header_paces_the_next_request(
+    client: SentinelClient, arm: respx.MockRouter, clock: InstantClock
+) -> None:
+    """With the read bucket nearly empty, the next read waits about one refill interval."""
+    arm.get(INCIDENT_URL).mock(
+        return_value=httpx.Response(200, json=example("GetIncidentById"), headers={READS_LEFT: "0"})
+    )
+    await client.get_incident(WS, INCIDENT_NAME)
+    assert clock.sleeps == []
+    await client.get_incident(WS, INCIDENT_NAME)
+    assert clock.sleeps == [pytest.approx(2 / 25)]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_5xx_is_retried_with_backoff_then_succeeds(
+    client: SentinelClient, arm: respx.MockRouter, clock: InstantClock, status: int
+) -> None:
+    """Server errors are retried after exponential, jittered backoff."""
+    arm.get(INCIDENT_URL).mock(
+        side_effect=[
+            arm_error(status, "InternalServerError", "x"),
+            arm_error(status, "E", "x"),
+            ok(),
+        ]
+    )
+    await client.get_incident(WS, INCIDENT_NAME)
+    assert clock.sleeps == [0.5, 1.0]  # draw 0.5 of ceilings 1 and 2
+
+
+async def test_timeout_then_success(
+    client: SentinelClient, arm: respx.MockRouter, clock: InstantClock
+) -> None:
+    """A read timeout is retried."""
+    arm.get(INCIDENT_URL).mock(side_effect=[httpx.ReadTimeout("slow"), ok()])
+    assert (await client.get_incident(WS, INCIDENT_NAME)).name == INCIDENT_NAME
+    assert len(clock.sleeps) == 1
+
+
+async def test_connection_error_then_success(client: SentinelClient, arm: respx.MockRouter) -> None:
+    """A refused or reset connection is retried."""
+    arm.get(INCIDENT_URL).mock(side_effect=[httpx.ConnectError("refused"), ok()])
+    assert (await client.get_incident(WS, INCIDENT_NAME)).name == INCIDENT_NAME
+
+
+async def test_persistent_5xx_raises_transient_error(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """After max_retries, a 5xx surfaces as TransientError with ARM's code."""
+    route = arm.get(INCIDENT_URL).mock(return_value=arm_error(503, "ServiceUnavailable", "busy"))
+    with pytest.raises(TransientError) as caught:
+        await client.get_incident(WS, INCIDENT_NAME)
+    assert (caught.value.status, caught.value.code) == (503, "ServiceUnavailable")
+    assert route.call_count == 4
+
+
+async def test_400_raises_rejected_error_with_arm_code_and_message_without_retry(
+    client: SentinelClient, arm: respx.MockRouter, clock: InstantClock
+) -> None:
+    """A 400 is not retried; the error carries status, ARM code, message, method and path."""
+    route = arm.put(INCIDENT_URL).mock(
+        return_value=arm_error(400, "BadRequest", "Classification reason is required")
+    )
+    with pytest.raises(RejectedError) as caught:
+        await client.put_incident(WS, INCIDENT_NAME, {"properties": {"status": "Closed"}})
+    error = caught.value
+    assert type(error) is RejectedError
+    assert (error.status, error.code, error.method) == (400, "BadRequest", "PUT")
+    assert "Classification reason is required" in str(error)
+    assert error.url == INCIDENT_URL  # no query string
+    assert route.call_count == 1 and clock.sleeps == []
+
+
+async def test_404_raises_not_found(client: SentinelClient, arm: respx.MockRouter) -> None:
+    """A missing incident is NotFoundError."""
+    arm.get(INCIDENT_URL).mock(return_value=arm_error(404, "NotFound", "no such incident"))
+    with pytest.raises(NotFoundError, match="no such incident"):
+        await client.get_incident(WS, INCIDENT_NAME)
+
+
+async def test_409_raises_conflict(client: SentinelClient, arm: respx.MockRouter) -> None:
+    """A stale etag on PUT is ConflictError, for the caller to re-GET and re-apply."""
+    arm.put(INCIDENT_URL).mock(return_value=arm_error(409, "Conflict", "etag mismatch"))
+    with pytest.raises(ConflictError) as caught:
+        await client.put_incident(WS, INCIDENT_NAME, {})
+    assert caught.value.code == "Conflict"
+
+
+async def test_error_without_arm_body_uses_the_reason_phrase(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """A 403 with an HTML body still becomes a RejectedError with a readable message."""
+    arm.get(INCIDENT_URL).mock(return_value=httpx.Response(403, text="<html>nope</html>"))
+    with pytest.raises(RejectedError, match="Forbidden") as caught:
+        await client.get_incident(WS, INCIDENT_NAME)
+    assert caught.value.code is None
+
+
+async def test_success_with_non_json_body_raises_payload_error(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """A 200 whose body is not JSON is a PayloadError, not a crash."""
+    arm.get(INCIDENT_URL).mock(return_value=httpx.Response(200, text="<html>proxy login</html>"))
+    with pytest.raises(PayloadError, match="not JSON"):
+        await client.get_incident(WS, INCIDENT_NAME)
+
+
+async def test_each_request_carries_its_tenants_token(
+    client: SentinelClient, arm: respx.MockRouter, tokens: FakeTokens
+) -> None:
+    """The bearer token comes from the workspace's own tenant."""
+    route = arm.get(INCIDENT_URL).mock(side_effect=lambda request: ok())
+    await client.get_incident(WS, INCIDENT_NAME)
+    assert route.calls.last.request.headers["Authorization"] == f"Bearer token-for-{WS.tenant_id}"
+    assert tokens.calls == [WS.tenant_id]
+
+
+async def test_failure_logs_code_method_and_path_but_never_the_token(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """The failure log names tenant, workspace, method, path and ARM code; no token, no query."""
+    arm.get(INCIDENT_URL).mock(return_value=arm_error(403, "AuthorizationFailed", "no role"))
+    with capture_logs() as logs, pytest.raises(RejectedError):
+        await client.get_incident(WS, INCIDENT_NAME)
+    [event] = [log for log in logs if log["event"] == "arm.request_failed"]
+    assert event["tenant"] == "contoso" and event["workspace"] == "myWorkspace"
+    assert (event["method"], event["code"], event["status"]) == ("GET", "AuthorizationFailed", 403)
+    assert event["path"].endswith(f"/incidents/{INCIDENT_NAME}")
+    assert "token-for" not in repr(logs) and "api-version" not in repr(logs)
