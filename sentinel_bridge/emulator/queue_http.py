@@ -1,0 +1,88 @@
+"""HTTP front of the central queue contract v1, under a configurable path prefix."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .http_common import bearer_token, error_response, fault_response, json_body, json_response
+from .queue import MAX_CHANGES_LIMIT, QueueEmulator
+from .stats import Counters
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class QueueService:
+    def __init__(self, queue: QueueEmulator, counters: Counters, lock: threading.RLock) -> None:
+        self.queue = queue
+        self.counters = counters
+        self.lock = lock
+
+    def app(self, prefix: str) -> Starlette:
+        base = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        return Starlette(routes=[
+            Route(f"{base}/v1/alerts/{{alert_id}}", self._counted(self.put_alert), methods=["PUT"]),
+            Route(f"{base}/v1/alerts/{{alert_id}}/comments/{{comment_id}}",
+                  self._counted(self.put_comment), methods=["PUT"]),
+            Route(f"{base}/v1/changes", self._counted(self.changes), methods=["GET"]),
+        ])  # fmt: skip
+
+    def _counted(self, endpoint: Endpoint) -> Endpoint:
+        async def counted(request: Request) -> Response:
+            response = await self._guard(request) or await endpoint(request)
+            with self.lock:
+                self.counters.queue_requests[response.status_code] += 1
+            return response
+
+        return counted
+
+    async def _guard(self, request: Request) -> Response | None:
+        """Faults first (a broken proxy answers before auth), then the bearer token."""
+        response = await fault_response(self.queue.faults, request)
+        if response is None and not self._authorised(request):
+            response = error_response(
+                401,
+                "unauthorized",
+                "Missing or invalid bearer token.",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        if (
+            response is not None
+            and "alert_id" in request.path_params
+            and ("comment_id" not in request.path_params)
+        ):
+            self.queue.log_put(request.path_params["alert_id"], None, response.status_code)
+        return response
+
+    def _authorised(self, request: Request) -> bool:
+        token = bearer_token(request)
+        expected = self.queue.options.queue_token.encode()
+        return token is not None and hmac.compare_digest(token.encode(), expected)
+
+    async def put_alert(self, request: Request) -> Response:
+        ok, body = await json_body(request)
+        status, answer = self.queue.put_alert(request.path_params["alert_id"], body if ok else None)
+        return json_response(status, answer)
+
+    async def put_comment(self, request: Request) -> Response:
+        ok, body = await json_body(request)
+        status, answer = self.queue.put_comment(
+            request.path_params["alert_id"], request.path_params["comment_id"],
+            body if ok else None)  # fmt: skip
+        return json_response(status, answer)
+
+    async def changes(self, request: Request) -> Response:
+        try:
+            limit = int(request.query_params.get("limit", "100"))
+            if not 1 <= limit <= MAX_CHANGES_LIMIT:
+                raise ValueError(f"limit must be within 1..{MAX_CHANGES_LIMIT}")
+            page = self.queue.changes_page(request.query_params.get("after"), limit)
+        except ValueError as error:
+            return error_response(400, "bad_request", str(error))
+        return json_response(200, page)
