@@ -1,0 +1,85 @@
+"""The central queue over HTTP contract v1 (docs/queue-contract-v1.openapi.yaml).
+
+One attempt per call: retries belong to the outbox, which persists them across restarts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ..errors import (
+    ConflictError,
+    NotFoundError,
+    RejectedError,
+    RemoteError,
+    ThrottledError,
+    TransientError,
+)
+from ..model import JsonObject
+from ..ports import PutOutcome
+
+_OUTCOMES = {201: PutOutcome.CREATED, 200: PutOutcome.UPDATED, 204: PutOutcome.UPDATED}
+
+
+class HttpQueue:
+    """`PUT /v1/alerts/{alert_id}` and friends, relative to the configured base URL."""
+
+    def __init__(self, base_url: str, token: str, http: httpx.AsyncClient) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._http = http
+
+    async def put_alert(self, alert_id: str, body: JsonObject) -> PutOutcome:
+        response = await self._send("PUT", f"/v1/alerts/{quote(alert_id, safe='')}", body)
+        if response.status_code == 409:
+            return PutOutcome.STALE
+        outcome = _OUTCOMES.get(response.status_code)
+        if outcome is None:
+            raise queue_error(response)
+        return outcome
+
+    async def _send(self, method: str, path: str, body: Any) -> httpx.Response:
+        url = self._base + path
+        try:
+            return await self._http.request(method, url, json=body, headers=self._headers)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"queue {method} {path}: timeout", method=method) from exc
+        except httpx.TransportError as exc:
+            raise TransientError(
+                f"queue {method} {path}: {type(exc).__name__}", method=method
+            ) from exc
+
+
+def queue_error(response: httpx.Response) -> RemoteError:
+    """The typed error for a refused queue call; the message carries the queue's own words."""
+    status = response.status_code
+    code, message = _error_body(response)
+    text = f"queue {response.request.method} {response.request.url.path}: {status} {message}"
+    kwargs: dict[str, Any] = {"status": status, "code": code, "method": response.request.method}
+    if status == 429:
+        return ThrottledError(text, retry_after=_retry_after(response), **kwargs)
+    if status >= 500 or status in (408, 425):
+        return TransientError(text, **kwargs)
+    if status == 404:
+        return NotFoundError(text, **kwargs)
+    if status == 409:
+        return ConflictError(text, **kwargs)
+    return RejectedError(text, **kwargs)
+
+
+def _error_body(response: httpx.Response) -> tuple[str | None, str]:
+    try:
+        error = response.json().get("error", {})
+        return str(error.get("code")), str(error.get("message", ""))[:500]
+    except (ValueError, AttributeError):
+        return None, response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0

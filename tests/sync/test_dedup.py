@@ -1,0 +1,76 @@
+"""Deduplication verdicts against the ledger."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sentinel_bridge.model import LedgerEntry
+from sentinel_bridge.sync.dedup import (
+    Verdict,
+    decide,
+    decide_all,
+    fingerprint,
+    latest_per_incident,
+)
+from tests.factories import WORKSPACE, at, incident
+
+
+def entry_for(inc, fp: str | None = None) -> LedgerEntry:  # type: ignore[no-untyped-def]
+    return LedgerEntry(
+        WORKSPACE.key, inc.arm_id.lower(), inc.alert_id, inc.last_modified_at,
+        fp or fingerprint(inc),
+    )
+
+
+def test_unknown_incident_is_new() -> None:
+    """An incident without a ledger row is NEW."""
+    assert decide(incident(), None) is Verdict.NEW
+
+
+def test_reread_of_same_content_is_unchanged() -> None:
+    """Reading the same incident again (lookback, retry) is UNCHANGED."""
+    inc = incident()
+    assert decide(inc, entry_for(inc)) is Verdict.UNCHANGED
+
+
+def test_timestamp_only_touch_is_unchanged() -> None:
+    """A newer lastModifiedTimeUtc with identical content does not re-send the alert."""
+    old, touched = incident(modified=at(0)), incident(modified=at(60))
+    assert decide(touched, entry_for(old)) is Verdict.UNCHANGED
+
+
+def test_changed_content_is_changed() -> None:
+    """A severity raise after delivery is CHANGED."""
+    old = incident(modified=at(0), severity="Low")
+    new = incident(modified=at(60), severity="High")
+    assert decide(new, entry_for(old)) is Verdict.CHANGED
+
+
+def test_older_revision_than_ledger_is_stale() -> None:
+    """A read older than what was queued is STALE and never overwrites it."""
+    newer = incident(modified=at(60), severity="High")
+    older = incident(modified=at(0), severity="Low")
+    assert decide(older, entry_for(newer)) is Verdict.STALE
+
+
+def test_unknown_enum_values_fingerprint_like_any_other() -> None:
+    """Unknown enum values are content like any other and change the fingerprint."""
+    assert fingerprint(incident(severity="Critical")) != fingerprint(incident(severity="High"))
+
+
+def test_ledger_lookup_ignores_arm_id_case() -> None:
+    """ARM ids are case-insensitive: the ledger is keyed on the lower-cased id."""
+    inc = incident()
+    verdicts = decide_all([inc], {inc.arm_id.lower(): entry_for(inc)})
+    assert verdicts == [(inc, Verdict.UNCHANGED)]
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcde"), st.integers(0, 1000)), max_size=40))
+def test_latest_per_incident_keeps_one_newest_each(pairs: list[tuple[str, int]]) -> None:
+    """Duplicates on a page collapse to one incident each, the most recently modified."""
+    incidents = [incident(name=name, modified=at(second)) for name, second in pairs]
+    chosen = latest_per_incident(incidents)
+    assert sorted(i.name for i in chosen) == sorted({name for name, _ in pairs})
+    for inc in chosen:
+        assert inc.last_modified_at == at(max(s for n, s in pairs if n == inc.name))

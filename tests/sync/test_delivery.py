@@ -1,0 +1,132 @@
+"""Outbox delivery against a real SQLite store and a scripted queue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
+from sentinel_bridge.errors import RejectedError, RemoteError, ThrottledError, TransientError
+from sentinel_bridge.model import JsonObject, OutboxItem, PageCommit
+from sentinel_bridge.ports import PutOutcome
+from sentinel_bridge.sync.delivery import Delivery, DeliveryOptions, retry_delay
+from tests.factories import WORKSPACE, at
+
+NOW = at(0)
+
+
+class ScriptedQueue:
+    def __init__(self) -> None:
+        self.received: list[tuple[str, JsonObject]] = []
+        self.errors: list[RemoteError] = []
+        self.outcome = PutOutcome.CREATED
+
+    async def put_alert(self, alert_id: str, body: JsonObject) -> PutOutcome:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.received.append((alert_id, body))
+        return self.outcome
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/state.db"
+    await upgrade_to_head(url)
+    store = SqlStore.open(url, clock=lambda: NOW)
+    yield store
+    await store.close()
+
+
+def item(alert_id: str, second: int = 0) -> OutboxItem:
+    return OutboxItem(alert_id, WORKSPACE.key, "contoso", 1, at(second), {"revision": str(second)})
+
+
+async def enqueue(store: SqlStore, *items: OutboxItem) -> None:
+    await store.commit_page(PageCommit(WORKSPACE.key, (), tuple(items), (), None))
+
+
+def delivery(queue: ScriptedQueue, store: SqlStore, **options: int) -> Delivery:
+    return Delivery(queue, store, DeliveryOptions(**options), clock=lambda: NOW)
+
+
+async def test_delivered_items_leave_the_outbox(store: SqlStore) -> None:
+    """Every item is PUT once and removed after the queue confirmed it."""
+    queue = ScriptedQueue()
+    await enqueue(store, item("a"), item("b"))
+    report = await delivery(queue, store).deliver_batch()
+    assert report.delivered == 2
+    assert sorted(alert for alert, _ in queue.received) == ["a", "b"]
+    assert await store.outbox_depth() == 0
+
+
+async def test_stale_answer_counts_as_done(store: SqlStore) -> None:
+    """409 (the queue holds a newer revision) removes the item like a success."""
+    queue = ScriptedQueue()
+    queue.outcome = PutOutcome.STALE
+    await enqueue(store, item("a"))
+    assert (await delivery(queue, store).deliver_batch()).delivered == 1
+    assert await store.outbox_depth() == 0
+
+
+async def test_transient_failure_is_retried_later(store: SqlStore) -> None:
+    """A 503 keeps the item, schedules a retry, and a later batch delivers it."""
+    queue = ScriptedQueue()
+    queue.errors = [TransientError("503", status=503)]
+    await enqueue(store, item("a"))
+    first = await delivery(queue, store).deliver_batch()
+    assert (first.failed, await store.outbox_depth()) == (1, 1)
+    due = await store.next_outbox_due()
+    assert due is not None and due > NOW
+    later = Delivery(queue, store, DeliveryOptions(), clock=lambda: NOW + timedelta(hours=1))
+    assert (await later.deliver_batch()).delivered == 1
+
+
+async def test_throttled_retry_waits_at_least_retry_after(store: SqlStore) -> None:
+    """A 429 schedules the retry no earlier than Retry-After."""
+    queue = ScriptedQueue()
+    queue.errors = [ThrottledError("429", retry_after=120, status=429)]
+    await enqueue(store, item("a"))
+    await delivery(queue, store).deliver_batch()
+    due = await store.next_outbox_due()
+    assert due is not None and due >= NOW + timedelta(seconds=120)
+
+
+async def test_malformed_body_is_parked_not_retried(store: SqlStore) -> None:
+    """A 400 from the queue parks the item with the reason; the outbox moves on."""
+    queue = ScriptedQueue()
+    queue.errors = [RejectedError("queue PUT: 400 bad body", status=400)]
+    await enqueue(store, item("a"), item("b"))
+    report = await delivery(queue, store, concurrency=1).deliver_batch()
+    assert (report.parked, report.delivered) == (1, 1)
+    assert await store.outbox_depth() == 0
+    assert await store.parked_count() == 1
+
+
+async def test_unauthorized_is_retried_not_parked(store: SqlStore) -> None:
+    """A 401 is a configuration problem: the alert waits for a fixed token, it is not parked."""
+    queue = ScriptedQueue()
+    queue.errors = [RejectedError("queue PUT: 401", status=401)]
+    await enqueue(store, item("a"))
+    report = await delivery(queue, store).deliver_batch()
+    assert (report.failed, report.parked, await store.outbox_depth()) == (1, 0, 1)
+
+
+async def test_drain_retries_until_the_outbox_is_empty(store: SqlStore) -> None:
+    """drain() keeps going through a transient failure until everything is delivered."""
+    queue = ScriptedQueue()
+    queue.errors = [TransientError("503", status=503)]
+    await enqueue(store, item("a"))
+    real = Delivery(queue, store, DeliveryOptions())
+    report = await real.drain(deadline_seconds=10)
+    assert report.delivered == 1
+    assert await store.outbox_depth() == 0
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    """Backoff doubles per attempt, with jitter, and never exceeds the cap."""
+    assert 0.5 <= retry_delay(0) <= 1
+    assert 4 <= retry_delay(3) <= 8
+    assert retry_delay(50) <= 300
