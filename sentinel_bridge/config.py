@@ -162,6 +162,8 @@ class QueueSettings(Section):
 class SyncSettings(Section):
     poll_interval_seconds: float = Field(default=60.0, gt=0)
     lookback_seconds: float = Field(default=3600.0, ge=0)
+    # How far back the very first tick of a new workspace reaches (no checkpoint yet).
+    initial_lookback_seconds: float = Field(default=30 * 24 * 3600.0, ge=0)
     page_size: int = Field(default=200, ge=1, le=1000)
     enrich: bool = True
     enrich_concurrency: int = Field(default=8, ge=1, le=64)

@@ -37,9 +37,7 @@ class Workspace:
     @property
     def key(self) -> str:
         """Stable store key: survives renaming the tenant label, not moving the workspace."""
-        return (
-            f"{self.subscription_id}/{self.resource_group}/{self.workspace_name}"
-        ).lower()
+        return (f"{self.subscription_id}/{self.resource_group}/{self.workspace_name}").lower()
 
     @property
     def incidents_path(self) -> str:

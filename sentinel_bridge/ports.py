@@ -8,8 +8,17 @@ from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
-from .model import Details, Incident, JsonObject, LedgerEntry, OutboxItem, Page, PageCommit
-from .model import ParkedItem, Workspace
+from .model import (
+    Details,
+    Incident,
+    JsonObject,
+    LedgerEntry,
+    OutboxItem,
+    Page,
+    PageCommit,
+    ParkedItem,
+    Workspace,
+)
 
 
 class ListingEnd(Enum):
@@ -87,13 +96,11 @@ class Store(Protocol):
         """Ledger upserts, outbox upserts, parked rows and checkpoint, in one transaction."""
         ...
 
-    async def record_tick(
-        self, workspace_key: str, at: datetime, error: str | None
-    ) -> None: ...
+    async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None: ...
 
-    async def claim_outbox(self, limit: int, now: datetime, lease_seconds: float) -> list[
-        ClaimedItem
-    ]:
+    async def claim_outbox(
+        self, limit: int, now: datetime, lease_seconds: float
+    ) -> list[ClaimedItem]:
         """Lease up to `limit` due items (not leased by anyone else), oldest first."""
         ...
 

@@ -40,9 +40,9 @@ def checkpoint_after_page(window: Window, newest_read: datetime | None) -> datet
     return min(newest_read, window.until)
 
 
-def checkpoint_after_listing(window: Window, complete: bool, newest_read: datetime | None) -> (
-    datetime | None
-):
+def checkpoint_after_listing(
+    window: Window, complete: bool, newest_read: datetime | None
+) -> datetime | None:
     """A complete listing covers the whole window; an incomplete one only what it read."""
     if complete:
         return window.until

@@ -18,7 +18,10 @@ from tests.factories import WORKSPACE, at, incident
 
 def entry_for(inc, fp: str | None = None) -> LedgerEntry:  # type: ignore[no-untyped-def]
     return LedgerEntry(
-        WORKSPACE.key, inc.arm_id.lower(), inc.alert_id, inc.last_modified_at,
+        WORKSPACE.key,
+        inc.arm_id.lower(),
+        inc.alert_id,
+        inc.last_modified_at,
         fp or fingerprint(inc),
     )
 

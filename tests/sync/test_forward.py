@@ -47,8 +47,7 @@ class ScriptedSource:
             key=lambda i: i.last_modified_at,
         )
         pages = [
-            Page(tuple(found[n : n + self.page_size]))
-            for n in range(0, len(found), self.page_size)
+            Page(tuple(found[n : n + self.page_size])) for n in range(0, len(found), self.page_size)
         ] or [Page(())]
         if self.unparsable:
             pages[0] = Page(pages[0].incidents, tuple(self.unparsable))

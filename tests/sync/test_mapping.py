@@ -10,10 +10,27 @@ from sentinel_bridge.sync.mapping import snake_case, to_alert
 from tests.factories import WORKSPACE, incident
 
 CONTRACT_KEYS = {
-    "revision", "title", "description", "severity", "status", "classification",
-    "classification_reason", "classification_comment", "owner", "labels", "tactics",
-    "created_at", "updated_at", "first_activity_at", "last_activity_at", "incident_number",
-    "incident_url", "provider_name", "source", "alerts", "entities",
+    "revision",
+    "title",
+    "description",
+    "severity",
+    "status",
+    "classification",
+    "classification_reason",
+    "classification_comment",
+    "owner",
+    "labels",
+    "tactics",
+    "created_at",
+    "updated_at",
+    "first_activity_at",
+    "last_activity_at",
+    "incident_number",
+    "incident_url",
+    "provider_name",
+    "source",
+    "alerts",
+    "entities",
 }
 
 

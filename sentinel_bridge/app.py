@@ -1,0 +1,207 @@
+"""Composition root: build the adapters from settings and run the loops.
+
+startup  -> migrate the store, build clients
+main     -> one steady-interval loop per workspace + the delivery worker
+shutdown -> on SIGTERM/SIGINT stop taking work, wait up to the grace period for in-flight
+            ticks, then cancel; store commits are shielded so nothing is half-written.
+            A second signal cancels at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import anyio
+import structlog
+
+from .config import Settings
+from .model import Workspace
+from .sync.delivery import Delivery, DeliveryOptions, DeliveryReport
+from .sync.forward import ForwardOptions, ForwardSync, utc_now
+from .wiring import Adapters, open_adapters
+
+log = structlog.get_logger(__name__)
+
+
+def workspaces_of(settings: Settings) -> list[Workspace]:
+    return [
+        Workspace(
+            tenant=tenant.name,
+            tenant_id=tenant.tenant_id,
+            subscription_id=tenant.subscription_id,
+            resource_group=tenant.resource_group,
+            workspace_name=tenant.workspace_name,
+        )
+        for tenant in settings.enabled_tenants
+    ]
+
+
+@dataclass
+class Bridge:
+    """The running parts, built once from settings."""
+
+    settings: Settings
+    adapters: Adapters
+    forward: ForwardSync
+    delivery: Delivery
+    workspaces: list[Workspace] = field(default_factory=list)
+
+    async def tick(self, workspace: Workspace) -> bool:
+        """One forward tick, isolated: an error is logged and recorded, never raised."""
+        with structlog.contextvars.bound_contextvars(**workspace.log_context()):
+            try:
+                await self.forward.tick(workspace)
+            except Exception as exc:  # one workspace's failure must not stop the others
+                await self._record(workspace, error=_describe(exc))
+                log.error("forward tick failed", error=_describe(exc))
+                return False
+            await self._record(workspace, error=None)
+            return True
+
+    async def _record(self, workspace: Workspace, error: str | None) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.adapters.store.record_tick(workspace.key, utc_now(), error)
+
+
+def _describe(exc: BaseException) -> str:
+    """Type and message; our errors never carry secrets in their text."""
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+@asynccontextmanager
+async def open_bridge(settings: Settings) -> AsyncIterator[Bridge]:
+    async with open_adapters(settings) as adapters:
+        sync = settings.sync
+        delivery = Delivery(
+            adapters.queue,
+            adapters.store,
+            DeliveryOptions(
+                concurrency=sync.delivery_concurrency,
+                max_attempts=sync.delivery_max_attempts,
+                # Long enough for one PUT to time out, short enough that a crashed process's
+                # claims come back soon after a restart.
+                lease_seconds=2 * settings.queue.request_timeout_seconds + 5,
+            ),
+        )
+        forward = ForwardSync(
+            adapters.source,
+            adapters.store,
+            ForwardOptions(
+                lookback=timedelta(seconds=sync.lookback_seconds),
+                initial_lookback=timedelta(seconds=sync.initial_lookback_seconds),
+                enrich=sync.enrich,
+                enrich_concurrency=sync.enrich_concurrency,
+            ),
+            on_enqueued=delivery.nudge,
+        )
+        yield Bridge(settings, adapters, forward, delivery, workspaces_of(settings))
+
+
+async def run_once(settings: Settings) -> int:
+    """One full cycle for every workspace, then drain the outbox. 0 when all went well."""
+    # Room for claims left by a crashed process to expire, and for a few retries after that.
+    drain_seconds = 4 * settings.queue.request_timeout_seconds + 60
+    async with open_bridge(settings) as bridge:
+        results: dict[str, bool] = {}
+
+        async def tick(workspace: Workspace) -> None:
+            results[workspace.tenant] = await bridge.tick(workspace)
+
+        async with anyio.create_task_group() as group:
+            for workspace in bridge.workspaces:
+                group.start_soon(tick, workspace)
+        report = await bridge.delivery.drain(drain_seconds)
+        left = await bridge.adapters.store.outbox_depth()
+        failed = sorted(name for name, ok in results.items() if not ok)
+        _log_summary(results, report, left, failed)
+        return 0 if not failed and left == 0 else 1
+
+
+def _log_summary(
+    results: dict[str, bool], report: DeliveryReport, left: int, failed: list[str]
+) -> None:
+    log.info(
+        "run once finished",
+        workspaces=len(results),
+        failed_workspaces=failed,
+        delivered=report.delivered,
+        delivery_failures=report.failed,
+        parked=report.parked,
+        outbox_left=left,
+    )
+
+
+async def run_forever(settings: Settings, stop: anyio.Event | None = None) -> int:
+    """The daemon: loops until SIGTERM/SIGINT (or `stop`), then stops within the grace period."""
+    async with open_bridge(settings) as bridge, anyio.create_task_group() as group:
+        stopping = stop or anyio.Event()
+        loops_done = _Countdown(len(bridge.workspaces))
+        if stop is None:
+            group.start_soon(_watch_signals, stopping, group.cancel_scope, settings)
+        group.start_soon(bridge.delivery.run)
+        for workspace in bridge.workspaces:
+            group.start_soon(_workspace_loop, bridge, workspace, stopping, loops_done)
+        log.info("bridge started", workspaces=len(bridge.workspaces))
+        await stopping.wait()
+        with anyio.move_on_after(settings.sync.shutdown_grace_seconds):
+            await loops_done.wait()
+        # The delivery worker ran during the grace period too; what it did not send stays in
+        # the outbox for the next start.
+        group.cancel_scope.cancel()
+    log.info("bridge stopped")
+    return 0
+
+
+async def _workspace_loop(
+    bridge: Bridge, workspace: Workspace, stopping: anyio.Event, done: _Countdown
+) -> None:
+    """Tick on a steady interval: the time a tick took is subtracted from the wait."""
+    interval = bridge.settings.sync.poll_interval_seconds
+    try:
+        while not stopping.is_set():
+            started = time.monotonic()
+            await bridge.tick(workspace)
+            with anyio.move_on_after(max(0.0, interval - (time.monotonic() - started))):
+                await stopping.wait()
+    finally:
+        done.arrive()
+
+
+async def _watch_signals(
+    stopping: anyio.Event, scope: anyio.CancelScope, settings: Settings
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if stopping.is_set():
+                log.warning("second signal: stopping now", signal=signal.Signals(signum).name)
+                scope.cancel()
+                return
+            log.info(
+                "stopping",
+                signal=signal.Signals(signum).name,
+                grace_s=settings.sync.shutdown_grace_seconds,
+            )
+            stopping.set()
+
+
+class _Countdown:
+    """Set once `count` parties have arrived."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._event = anyio.Event()
+        if count == 0:
+            self._event.set()
+
+    def arrive(self) -> None:
+        self._left -= 1
+        if self._left <= 0:
+            self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()

@@ -1,0 +1,80 @@
+"""`check-config --online`: per tenant, get a token and list one page of incidents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import anyio
+
+from .adapters.auth import MsalTokenProvider
+from .adapters.sentinel import RetryPolicy, SentinelClient
+from .app import workspaces_of
+from .config import Settings
+from .model import Workspace
+from .wiring import token_provider
+
+
+@dataclass
+class TenantCheck:
+    workspace: Workspace
+    token: str = "-"
+    listing: str = "-"
+    incidents: int = 0
+    error: str = ""
+
+
+async def check_online(settings: Settings) -> int:
+    """Print one row per enabled tenant; 0 only if every tenant answered."""
+    tokens = token_provider(settings)
+    source = SentinelClient(
+        arm_endpoint=settings.azure.resolved_arm_endpoint,
+        api_version=settings.azure.api_version,
+        tokens=tokens,
+        ca_bundle=settings.azure.ca_bundle,
+        timeout=settings.azure.request_timeout_seconds,
+        page_size=min(settings.sync.page_size, 50),
+        max_pages=1,
+        retry=RetryPolicy(max_retries=1),
+    )
+    results = [TenantCheck(workspace) for workspace in workspaces_of(settings)]
+    async with source, anyio.create_task_group() as group:
+        for result in results:
+            group.start_soon(_check_one, tokens, source, result)
+    print(render_table(results))
+    return 0 if all(not result.error for result in results) else 1
+
+
+async def _check_one(tokens: MsalTokenProvider, source: SentinelClient, row: TenantCheck) -> None:
+    try:
+        await tokens.token(row.workspace.tenant_id)
+        row.token = "ok"
+        since = datetime.now(UTC) - timedelta(days=30)
+        listing = source.list_changed(row.workspace, since)
+        async for page in listing:
+            row.incidents += len(page.incidents) + len(page.unparsable)
+        row.listing = "ok"
+    except Exception as exc:  # the table reports every tenant, whatever failed
+        row.token = row.token if row.token == "ok" else "FAILED"
+        row.listing = "FAILED" if row.token == "ok" else "-"
+        row.error = f"{type(exc).__name__}: {exc}"[:160]
+
+
+def render_table(rows: list[TenantCheck]) -> str:
+    header = ("tenant", "workspace", "token", "list", "incidents (1 page, 30 d)", "error")
+    lines = [header] + [
+        (
+            row.workspace.tenant,
+            row.workspace.workspace_name,
+            row.token,
+            row.listing,
+            str(row.incidents),
+            row.error,
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )

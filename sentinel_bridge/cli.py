@@ -1,0 +1,124 @@
+"""Command line: run, check-config, migrate, emulator, demo.
+
+Exit codes: 0 success, 1 something failed at run time, 2 invalid configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from .config import Settings, load_settings, resolve_config_path
+from .errors import ConfigError
+from .observability import configure_logging
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="TOML file (or SENTINEL_BRIDGE_CONFIG)")
+    common.add_argument("--log-format", choices=["json", "console"], default=None)
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser = argparse.ArgumentParser(
+        prog="sentinel-bridge",
+        description="Mirror Microsoft Sentinel incidents into a central SOC alert queue.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", parents=[common], help="run the bridge")
+    run.add_argument("--once", action="store_true", help="one cycle for every tenant, then exit")
+    check = commands.add_parser("check-config", parents=[common], help="validate the config")
+    check.add_argument("--online", action="store_true", help="also get a token, list a page")
+    commands.add_parser("migrate", parents=[common], help="apply database migrations")
+    emulator = commands.add_parser("emulator", parents=[common], help="run the local emulator")
+    emulator.add_argument("--tenants", type=int, default=3)
+    emulator.add_argument("--state-dir", default="emulator-state")
+    demo = commands.add_parser("demo", parents=[common], help="emulator + bridge, live")
+    demo.add_argument("--tenants", type=int, default=3)
+    demo.add_argument("--duration", type=float, default=30.0, help="seconds; 0 runs until Ctrl-C")
+    demo.add_argument("--state-dir", default="demo-state")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = _HANDLERS[args.command]
+    try:
+        return int(handler(args))
+    except ConfigError as exc:
+        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(resolve_config_path(args.config, os.environ))
+    observability = settings.observability
+    configure_logging(
+        args.log_format or observability.log_format, args.log_level or observability.log_level
+    )
+    return settings
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .app import run_forever, run_once
+
+    settings = _settings(args)
+    return anyio.run(run_once if args.once else run_forever, settings)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(f"configuration OK: {len(settings.tenants)} tenant(s), store {_store_label(settings)}")
+    if not args.online:
+        return EXIT_OK
+    from .checks import check_online
+
+    return anyio.run(check_online, settings)
+
+
+def _store_label(settings: Settings) -> str:
+    # The URL may carry a database password: show only the driver.
+    return settings.store.url.split("://", 1)[0]
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from .adapters.store import upgrade_to_head
+
+    settings = _settings(args)
+    anyio.run(upgrade_to_head, settings.store.url)
+    print("store migrated to the latest schema")
+    return EXIT_OK
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from .emulator.standalone import run_standalone
+
+    configure_logging(args.log_format or "console", args.log_level or "info")
+    return run_standalone(tenants=args.tenants, state_dir=args.state_dir)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    configure_logging(args.log_format or "console", args.log_level or "warning")
+    return anyio.run(run_demo, args.tenants, args.duration, args.state_dir)
+
+
+_HANDLERS: dict[str, Any] = {
+    "run": _run,
+    "check-config": _check_config,
+    "migrate": _migrate,
+    "emulator": _emulator,
+    "demo": _demo,
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

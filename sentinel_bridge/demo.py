@@ -1,0 +1,225 @@
+"""`sentinel-bridge demo`: the emulator with a few customer tenants, the bridge on SQLite, and
+a live feed of incidents arriving in the central queue.
+
+Incidents keep appearing (some out of order, some with enum values Sentinel may add one day)
+and some are modified later; at the end the demo checks that every incident reached the queue
+exactly once, at its latest revision, and exits non-zero if not.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import signal
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .app import run_forever
+from .config import Settings
+from .emulator import EmulatedWorkspace, Emulator, EmulatorOptions
+from .emulator.audit import audit
+
+_TITLES = [
+    "Suspicious sign-in from an unfamiliar location",
+    "Mass download by a single user",
+    "Possible ransomware activity on host",
+    "Impossible travel activity",
+    "Brute force attack against Azure Portal",
+    "Rare process launched by Office application",
+]
+_SEVERITIES = ["Informational", "Low", "Medium", "High"]
+_CUSTOMERS = ["contoso", "fabrikam", "northwind", "adatum", "tailspin", "woodgrove", "litware"]
+
+
+@dataclass
+class DemoState:
+    emulator: Emulator
+    workspaces: list[Any]
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    created: int = 0
+    modified: int = 0
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def build_emulator(tenants: int) -> tuple[Emulator, list[Any]]:
+    emulator = Emulator(
+        EmulatorOptions(
+            client_id=str(uuid.uuid4()),
+            client_secret=secrets.token_urlsafe(24),
+            queue_token=secrets.token_urlsafe(24),
+            throttling=True,
+        )
+    )
+    workspaces = [
+        emulator.add_workspace(
+            EmulatedWorkspace(
+                tenant_id=str(uuid.uuid4()),
+                subscription_id=str(uuid.uuid4()),
+                resource_group=f"rg-{_customer(i)}-sec",
+                workspace_name=f"law-{_customer(i)}",
+            )
+        )
+        for i in range(tenants)
+    ]
+    return emulator, workspaces
+
+
+def _customer(index: int) -> str:
+    base = _CUSTOMERS[index % len(_CUSTOMERS)]
+    return base if index < len(_CUSTOMERS) else f"{base}{index // len(_CUSTOMERS) + 1}"
+
+
+def demo_settings(emulator: Emulator, endpoints: Any, workspaces: list[Any], db: Path) -> Settings:
+    options = emulator.options
+    return Settings(
+        azure={
+            "authority_host": endpoints.authority_host,
+            "arm_endpoint": endpoints.arm_endpoint,
+            "client_id": options.client_id,
+            "client_secret": options.client_secret,
+            "ca_bundle": str(endpoints.ca_path),
+        },
+        store={"url": f"sqlite+aiosqlite:///{db}"},
+        queue={
+            "url": endpoints.queue_url,
+            "token": options.queue_token,
+            "ca_bundle": str(endpoints.ca_path),
+        },
+        sync={"poll_interval_seconds": 2, "lookback_seconds": 30, "shutdown_grace_seconds": 5},
+        tenants=[
+            {
+                "name": _customer(i),
+                "tenant_id": ws.tenant_id,
+                "subscription_id": ws.subscription_id,
+                "resource_group": ws.resource_group,
+                "workspace_name": ws.workspace_name,
+            }
+            for i, ws in enumerate(workspaces)
+        ],
+    )
+
+
+def create_incident(state: DemoState) -> None:
+    rng = state.rng
+    workspace = rng.choice(state.workspaces)
+    odd = rng.random() < 0.1  # now and then a value this bridge has never heard of
+    created = datetime.now(UTC) - timedelta(seconds=rng.choice([0, 0, 0, 45]))
+    state.emulator.sentinel.create_incident(
+        workspace,
+        title=rng.choice(_TITLES),
+        severity="Critical" if odd else rng.choice(_SEVERITIES),
+        created=created,
+    )
+    state.created += 1
+
+
+def modify_incident(state: DemoState) -> None:
+    workspace = state.rng.choice(state.workspaces)
+    incidents = state.emulator.sentinel.incidents(workspace)
+    if not incidents:
+        return
+    chosen = state.rng.choice(incidents)
+    state.emulator.sentinel.modify_incident(chosen["id"], severity="High", status="Active")
+    state.modified += 1
+
+
+async def generate(state: DemoState, stop: anyio.Event) -> None:
+    for _ in range(2 * len(state.workspaces)):
+        create_incident(state)
+    while not stop.is_set():
+        with anyio.move_on_after(0.5):
+            await stop.wait()
+        create_incident(state)
+        if state.rng.random() < 0.3:
+            modify_incident(state)
+
+
+async def show_arrivals(state: DemoState) -> None:
+    seen = 0
+    while True:
+        log = state.emulator.queue.put_log
+        for record in log[seen:]:
+            _out(_arrival_line(state, record))
+        seen = len(log)
+        await anyio.sleep(0.25)
+
+
+def _arrival_line(state: DemoState, record: Any) -> str:
+    body = state.emulator.queue.alerts.get(record.alert_id, {})
+    source = body.get("source", {})
+    kind = {201: "new    ", 200: "update ", 409: "stale  "}.get(record.status, str(record.status))
+    return (
+        f"  queue <- {kind} {source.get('workspace', '?'):<16} "
+        f"#{body.get('incident_number', '?'):<5} {body.get('severity', '?'):<13} "
+        f"{body.get('title', '')[:60]}"
+    )
+
+
+async def _caught_up(state: DemoState, limit_seconds: float) -> None:
+    with anyio.move_on_after(limit_seconds):
+        # Polls the emulator's state: nothing there signals "caught up" by itself.
+        while not audit(state.emulator, state.workspaces).ok:  # noqa: ASYNC110
+            await anyio.sleep(0.5)
+
+
+def fresh_database(state_dir: Path) -> Path:
+    """The demo starts from an empty store every time."""
+    db = state_dir.resolve() / "demo.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for stale in db.parent.glob("demo.db*"):
+        stale.unlink()
+    return db
+
+
+async def run_demo(tenants: int, duration: float, state_dir: str) -> int:
+    emulator, workspaces = build_emulator(max(1, tenants))
+    state = DemoState(emulator, workspaces)
+    db = fresh_database(Path(state_dir))
+    async with emulator.serve() as endpoints:
+        settings = demo_settings(emulator, endpoints, workspaces, db)
+        _out(f"sentinel-bridge demo: {len(workspaces)} tenants, store {db}")
+        _out("  (Ctrl-C to stop)" if duration <= 0 else f"  running for {duration:.0f} s")
+        await _run_with(state, settings, duration)
+    return _report(state)
+
+
+async def _run_with(state: DemoState, settings: Settings, duration: float) -> None:
+    stop_generating, stop_bridge = anyio.Event(), anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(generate, state, stop_generating)
+        group.start_soon(show_arrivals, state)
+        group.start_soon(run_forever, settings, stop_bridge)
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            with anyio.move_on_after(duration if duration > 0 else float("inf")):
+                async for _ in signals:
+                    break
+        stop_generating.set()
+        _out("  stopping: letting the bridge catch up ...")
+        await _caught_up(state, limit_seconds=3 * settings.sync.poll_interval_seconds + 10)
+        stop_bridge.set()
+        await anyio.sleep(0.5)
+        group.cancel_scope.cancel()
+
+
+def _report(state: DemoState) -> int:
+    result = audit(state.emulator, state.workspaces)
+    _out(
+        f"summary: {result.incidents} incidents in {len(state.workspaces)} workspaces "
+        f"({state.created} created, {state.modified} modified), "
+        f"{result.alerts} alerts in the queue, "
+        f"{len(result.missing_or_behind)} missing or behind, {len(result.duplicated)} duplicated"
+    )
+    print(
+        "demo OK" if result.ok else "demo FAILED: something was lost or duplicated",
+        file=sys.stderr,
+    )
+    return 0 if result.ok else 1

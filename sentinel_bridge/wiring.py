@@ -1,0 +1,52 @@
+"""Builds the adapters from the settings, and closes them again, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from .adapters.auth import MsalTokenProvider
+from .adapters.http_client import build_http_client
+from .adapters.queue_http import HttpQueue
+from .adapters.sentinel import SentinelClient
+from .adapters.store import SqlStore, upgrade_to_head
+from .config import Settings
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Adapters:
+    store: SqlStore
+    source: SentinelClient
+    queue: HttpQueue
+    tokens: MsalTokenProvider
+
+
+def token_provider(settings: Settings) -> MsalTokenProvider:
+    """MSAL for every tenant; a certificate that cannot be used is a configuration error."""
+    try:
+        return MsalTokenProvider.from_settings(settings.azure)
+    except ValueError as exc:
+        raise ConfigError("<config>", [("azure.certificate_path", str(exc))]) from None
+
+
+@asynccontextmanager
+async def open_adapters(settings: Settings, migrate: bool = True) -> AsyncIterator[Adapters]:
+    """Migrate the store (idempotent, safe with several replicas) and open every client."""
+    tokens = token_provider(settings)
+    if migrate:
+        await upgrade_to_head(settings.store.url)
+    async with AsyncExitStack() as stack:
+        store = SqlStore.open(settings.store.url)
+        stack.push_async_callback(store.close)
+        source = SentinelClient.from_settings(settings.azure, settings.sync, tokens)
+        stack.push_async_callback(source.aclose)
+        queue_settings = settings.queue
+        queue_http = build_http_client(
+            queue_settings.ca_bundle, queue_settings.request_timeout_seconds
+        )
+        stack.push_async_callback(queue_http.aclose)
+        assert queue_settings.token is not None  # validated: token or token_file
+        queue = HttpQueue(queue_settings.url, queue_settings.token.get_secret_value(), queue_http)
+        yield Adapters(store=store, source=source, queue=queue, tokens=tokens)

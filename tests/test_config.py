@@ -1,0 +1,196 @@
+"""Configuration loading: TOML + environment, and errors that name file, key and reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sentinel_bridge.config import CLOUDS, load_settings
+from sentinel_bridge.errors import ConfigError
+
+SECRET = "very-distinctive-secret-value-42"
+
+BASE = f"""
+[azure]
+client_id = "11111111-1111-1111-1111-111111111111"
+client_secret = "{SECRET}"
+
+[queue]
+url = "https://soar.example.net/central-queue"
+token = "queue-token-value-77"
+
+[[tenants]]
+name = "contoso"
+tenant_id = "22222222-2222-2222-2222-222222222222"
+subscription_id = "33333333-3333-3333-3333-333333333333"
+resource_group = "rg"
+workspace_name = "ws"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert caught.value.source.endswith("config.toml")
+    return caught.value.problems
+
+
+def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
+    """A minimal file loads, with the defaults the documentation promises."""
+    settings = load_settings(write(tmp_path, BASE))
+    assert settings.azure.resolved_arm_endpoint == CLOUDS["public"][1]
+    assert settings.azure.api_version == "2025-09-01"
+    assert settings.sync.poll_interval_seconds == 60
+    assert settings.sync.lookback_seconds == 3600
+    assert settings.sync.page_size == 200
+    assert settings.sync.enrich is True
+    assert settings.store.url.startswith("sqlite+aiosqlite://")
+    assert settings.tenants[0].enabled is True
+
+
+def test_example_config_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.example.toml parses apart from the secret files it points at."""
+    text = (Path(__file__).parents[1] / "config.example.toml").read_text()
+    text = text.replace(
+        'client_secret_file = "/etc/sentinel-bridge/client-secret"', 'client_secret = "x"'
+    )
+    text = text.replace('token_file = "/etc/sentinel-bridge/queue-token"', 'token = "y"')
+    settings = load_settings(write(tmp_path, text))
+    assert [t.name for t in settings.enabled_tenants] == ["contoso"]
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    """A misspelt key is reported with its full path."""
+    assert ("sync.pol_interval_seconds", "unknown key") in problems(
+        tmp_path, BASE + "\n[sync]\npol_interval_seconds = 5\n"
+    )
+
+
+def test_bad_guid_is_named(tmp_path: Path) -> None:
+    """A tenant id that is not a GUID names the tenant's index and key."""
+    found = problems(tmp_path, BASE.replace('"22222222-2222-2222-2222-222222222222"', '"nope"'))
+    assert found == [("tenants[0].tenant_id", "'nope' is not a GUID")]
+
+
+def test_duplicate_tenant_name_is_refused(tmp_path: Path) -> None:
+    """Two tenants with the same label are refused."""
+    tenant = BASE[BASE.index("[[tenants]]") :]
+    found = problems(tmp_path, BASE + tenant)
+    assert found == [("tenants", "duplicate tenant name 'contoso'")]
+
+
+def test_missing_secret_is_refused(tmp_path: Path) -> None:
+    """An [azure] section without any credential says which keys would do."""
+    found = problems(tmp_path, BASE.replace(f'client_secret = "{SECRET}"', ""))
+    assert found[0][0] == "azure"
+    assert "missing secret" in found[0][1]
+
+
+def test_unreadable_secret_file_is_named(tmp_path: Path) -> None:
+    """A client_secret_file that cannot be read names the key and the path."""
+    text = BASE.replace(f'client_secret = "{SECRET}"', 'client_secret_file = "/nonexistent/s"')
+    [(key, reason)] = problems(tmp_path, text)
+    assert key == "azure.client_secret_file"
+    assert "/nonexistent/s" in reason
+
+
+def test_secret_file_is_read_and_trimmed(tmp_path: Path) -> None:
+    """client_secret_file supplies the secret, without the trailing newline."""
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    text = BASE.replace(f'client_secret = "{SECRET}"', f'client_secret_file = "{tmp_path}/secret"')
+    settings = load_settings(write(tmp_path, text))
+    assert settings.azure.client_secret is not None
+    assert settings.azure.client_secret.get_secret_value() == SECRET
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    """A syntax error is reported against the file."""
+    [(key, reason)] = problems(tmp_path, "[azure\n")
+    assert key == "<file>"
+    assert reason.startswith("invalid TOML")
+
+
+def test_page_size_is_capped_at_the_api_maximum(tmp_path: Path) -> None:
+    """page_size above ARM's $top maximum of 1000 is refused."""
+    [(key, _)] = problems(tmp_path, BASE + "\n[sync]\npage_size = 1001\n")
+    assert key == "sync.page_size"
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SENTINEL_BRIDGE_<SECTION>__<KEY> wins over the file and keeps the section's other keys."""
+    monkeypatch.setenv("SENTINEL_BRIDGE_SYNC__POLL_INTERVAL_SECONDS", "5")
+    monkeypatch.setenv("SENTINEL_BRIDGE_AZURE__CLOUD", "usgov")
+    settings = load_settings(write(tmp_path, BASE))
+    assert settings.sync.poll_interval_seconds == 5
+    assert settings.azure.resolved_authority_host == CLOUDS["usgov"][0]
+    assert settings.azure.client_id == "11111111-1111-1111-1111-111111111111"
+
+
+def test_explicit_endpoints_win_over_cloud(tmp_path: Path) -> None:
+    """authority_host and arm_endpoint override the cloud's defaults and must be https."""
+    text = BASE.replace("[azure]", '[azure]\narm_endpoint = "https://127.0.0.1:8443/"')
+    assert load_settings(write(tmp_path, text)).azure.resolved_arm_endpoint == (
+        "https://127.0.0.1:8443"
+    )
+    bad = BASE.replace("[azure]", '[azure]\narm_endpoint = "http://127.0.0.1:8443"')
+    assert problems(tmp_path, bad)[0][0] == "azure.arm_endpoint"
+
+
+def test_bad_environment_value_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An invalid override says which environment variable it came from."""
+    monkeypatch.setenv("SENTINEL_BRIDGE_SYNC__PAGE_SIZE", "0")
+    [(key, reason)] = problems(tmp_path, BASE)
+    assert key == "sync.page_size"
+    assert "SENTINEL_BRIDGE_SYNC__PAGE_SIZE" in reason
+
+
+def test_secrets_are_not_printed(tmp_path: Path) -> None:
+    """repr() of the settings masks the client secret and the queue token."""
+    text = repr(load_settings(write(tmp_path, BASE)))
+    assert SECRET not in text
+    assert "queue-token-value-77" not in text
+
+
+def test_check_config_exits_2_with_file_key_reason(tmp_path: Path) -> None:
+    """`check-config` on a bad file exits 2 and prints file, key and reason on stderr."""
+    path = write(tmp_path, BASE.replace('workspace_name = "ws"', 'workspace_name = "ws"\nfoo = 1'))
+    result = subprocess.run(
+        [sys.executable, "-m", "sentinel_bridge.cli", "check-config", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"{path}: tenants[0].foo: unknown key" in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
+    """`check-config` on a valid file exits 0 and never prints the secret."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sentinel_bridge.cli",
+            "check-config",
+            "--config",
+            str(write(tmp_path, BASE)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 tenant" in result.stdout
+    assert SECRET not in result.stdout + result.stderr
