@@ -174,3 +174,53 @@ class PageCommit:
     outbox: tuple[OutboxItem, ...]
     parked: tuple[ParkedItem, ...]
     checkpoint: datetime | None  # None: leave the checkpoint where it is
+
+
+# --- reverse path ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One analyst action from the queue's change feed; `raw` keeps the kind's own fields."""
+
+    change_id: str
+    alert_id: str
+    kind: str  # status | comment | owner (others are parked, never dropped)
+    origin: str  # analyst | bridge
+    raw: JsonObject = field(compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """How one change was handled: applied, echo, parked (with a reason) or pending."""
+
+    change_id: str
+    alert_id: str | None
+    kind: str | None
+    outcome: str
+    reason: str | None
+    payload: JsonObject = field(compare=False, hash=False, repr=False)
+    attempts: int = 1
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenItem:
+    """Something the bridge wrote: a comment on `side`, or ("incident") an incident PUT."""
+
+    side: str  # "sentinel" | "queue"
+    alert_id: str
+    item_id: str
+    source_id: str | None = None
+    etag: str | None = None
+    revision: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTarget:
+    """Where an alert's incident lives, from the dedup ledger."""
+
+    alert_id: str
+    workspace_key: str
+    arm_id: str
+    revision: datetime | None = None

@@ -9,8 +9,10 @@ from enum import Enum
 from typing import Protocol
 
 from .model import (
+    AlertTarget,
     Details,
     Incident,
+    JournalEntry,
     JsonObject,
     LedgerEntry,
     OutboxItem,
@@ -18,6 +20,7 @@ from .model import (
     PageCommit,
     ParkedItem,
     Workspace,
+    WrittenItem,
 )
 
 
@@ -108,6 +111,10 @@ class Store(Protocol):
         """Remove the item, unless a newer revision replaced it meanwhile (then release it)."""
         ...
 
+    async def mark_delivered_many(self, items: Sequence[OutboxItem]) -> None:
+        """mark_delivered for several items, in one transaction."""
+        ...
+
     async def mark_failed(self, item: OutboxItem, error: str, retry_at: datetime) -> None: ...
 
     async def park(self, item: ParkedItem) -> None: ...
@@ -123,3 +130,71 @@ class Store(Protocol):
     async def workspace_states(self) -> list[WorkspaceState]: ...
 
     async def close(self) -> None: ...
+
+
+# --- reverse path ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesPage:
+    """One page of the queue's change feed, oldest first, and the cursor after it."""
+
+    changes: list[JsonObject]
+    next_cursor: str | None
+
+
+class ChangeFeed(Protocol):
+    """The queue's side of the reverse path."""
+
+    async def changes(self, after: str | None, limit: int) -> ChangesPage: ...
+
+    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> bool:
+        """Add a comment (idempotent on `comment_id`); True when it was new."""
+        ...
+
+
+class IncidentTarget(Protocol):
+    """Where analyst actions land: Sentinel incidents and their comments."""
+
+    async def get_incident(self, workspace: Workspace, name: str) -> Incident: ...
+
+    async def put_incident(self, workspace: Workspace, name: str, body: JsonObject) -> Incident: ...
+
+    async def put_comment(
+        self, workspace: Workspace, incident_name: str, comment_id: str, message: str
+    ) -> JsonObject: ...
+
+    async def list_comments(self, workspace: Workspace, incident_name: str) -> list[JsonObject]: ...
+
+
+class ReverseStore(Protocol):
+    """Durable state of the reverse path: cursor, journal, written-where map, sweeps."""
+
+    async def cursor(self, queue_key: str) -> str | None: ...
+
+    async def save_cursor(self, queue_key: str, cursor: str | None) -> None: ...
+
+    async def targets(self, alert_ids: Sequence[str]) -> Mapping[str, AlertTarget]: ...
+
+    async def finished(self, change_ids: Sequence[str]) -> set[str]:
+        """Ids of changes already applied, skipped as echoes, or parked."""
+        ...
+
+    async def record(
+        self, queue_key: str, entry: JournalEntry, written: Sequence[WrittenItem]
+    ) -> None:
+        """The change's outcome and what it wrote, in one transaction."""
+        ...
+
+    async def journal(self, change_ids: Sequence[str] | None, parked_only: bool,
+                      limit: int) -> list[JournalEntry]: ...  # fmt: skip
+
+    async def written_ids(self, side: str, alert_id: str) -> set[str]: ...
+
+    async def record_written(self, items: Sequence[WrittenItem]) -> None: ...
+
+    async def sweep_due(self, workspace_key: str, limit: int) -> list[AlertTarget]:
+        """Delivered incidents whose comments were not mirrored at their ledger revision."""
+        ...
+
+    async def mark_swept(self, alert_id: str, revision: datetime) -> None: ...

@@ -13,13 +13,14 @@ import httpx
 from ..errors import (
     ConflictError,
     NotFoundError,
+    PayloadError,
     RejectedError,
     RemoteError,
     ThrottledError,
     TransientError,
 )
 from ..model import JsonObject
-from ..ports import PutOutcome
+from ..ports import ChangesPage, PutOutcome
 
 _OUTCOMES = {201: PutOutcome.CREATED, 200: PutOutcome.UPDATED, 204: PutOutcome.UPDATED}
 
@@ -41,6 +42,22 @@ class HttpQueue:
             raise queue_error(response)
         return outcome
 
+    async def changes(self, after: str | None, limit: int) -> ChangesPage:
+        """`GET /v1/changes`: analyst actions after `after` (None: from the start)."""
+        query = f"?limit={limit}" + (f"&after={quote(after, safe='')}" if after else "")
+        response = await self._send("GET", "/v1/changes" + query, None)
+        if response.status_code != 200:
+            raise queue_error(response)
+        return parse_changes_page(response)
+
+    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> bool:
+        """`PUT /v1/alerts/{alert_id}/comments/{comment_id}`; True when it was new."""
+        path = f"/v1/alerts/{quote(alert_id, safe='')}/comments/{quote(comment_id, safe='')}"
+        response = await self._send("PUT", path, body)
+        if response.status_code not in (200, 201, 204):
+            raise queue_error(response)
+        return response.status_code == 201
+
     async def _send(self, method: str, path: str, body: Any) -> httpx.Response:
         url = self._base + path
         try:
@@ -51,6 +68,19 @@ class HttpQueue:
             raise TransientError(
                 f"queue {method} {path}: {type(exc).__name__}", method=method
             ) from exc
+
+
+def parse_changes_page(response: httpx.Response) -> ChangesPage:
+    """The feed page; PayloadError when its envelope is unusable (items are checked later)."""
+    try:
+        payload = response.json()
+    except ValueError:
+        raise PayloadError("queue GET /v1/changes: body is not JSON") from None
+    changes = payload.get("changes") if isinstance(payload, dict) else None
+    cursor = payload.get("next_cursor") if isinstance(payload, dict) else None
+    if not isinstance(changes, list) or not (cursor is None or isinstance(cursor, str)):
+        raise PayloadError("queue GET /v1/changes: no 'changes' array or a bad 'next_cursor'")
+    return ChangesPage(changes=changes, next_cursor=cursor or None)
 
 
 def queue_error(response: httpx.Response) -> RemoteError:

@@ -162,3 +162,17 @@ def bridge_env(tmp_path: Path) -> Iterator[BridgeEnv]:
         for output in env.outputs:
             assert CLIENT_SECRET not in output
             assert QUEUE_TOKEN not in output
+
+
+def bridge_command(env: BridgeEnv, *args: str, timeout: float = 60) -> Finished:
+    """`sentinel-bridge ARGS...` against the env's config, to completion."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sentinel_bridge.cli", *args],
+        env=env.env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    env.outputs.append(result.stdout + result.stderr)
+    return Finished(result.returncode, result.stdout, result.stderr)

@@ -127,3 +127,56 @@ parked = sa.Table(
     sa.Column("resolved_at", UtcDateTime(), nullable=True),
     sa.Index(None, "workspace_key", "resolved_at"),
 )
+
+# --- reverse path (migration 0002) ---------------------------------------------------------
+
+# Where the change feed of each queue got to; the cursor is opaque, only the queue reads it.
+change_cursors = sa.Table(
+    "change_cursors",
+    metadata,
+    sa.Column("queue_key", sa.String(256), primary_key=True),
+    sa.Column("cursor", sa.Text(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Every queue change the bridge has handled, and how: applied, echo (skipped), parked, or
+# pending (failed in a way that may heal). A replayed feed finds its changes here and skips
+# them; parked rows keep the change itself so that `changes retry` can apply it again.
+change_journal = sa.Table(
+    "change_journal",
+    metadata,
+    sa.Column("change_id", sa.String(256), primary_key=True),
+    sa.Column("queue_key", sa.String(256), nullable=False),
+    sa.Column("alert_id", sa.String(256), nullable=True),
+    sa.Column("kind", sa.String(64), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "outcome", "updated_at"),
+)
+
+# What the bridge wrote where: comment ids it created on either side, the etag and revision of
+# its incident writes. This, not a marker in the text, is how an echo is recognised.
+written = sa.Table(
+    "written",
+    metadata,
+    sa.Column("side", sa.String(16), primary_key=True),  # "sentinel" | "queue"
+    sa.Column("alert_id", sa.String(36), primary_key=True),
+    sa.Column("item_id", sa.String(256), primary_key=True),  # comment id, or "incident"
+    sa.Column("source_id", sa.String(256), nullable=True),  # the change or comment it mirrors
+    sa.Column("etag", sa.String(256), nullable=True),
+    sa.Column("revision", sa.String(64), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# Up to which ledger revision each incident's Sentinel comments were mirrored to the queue.
+comment_sweeps = sa.Table(
+    "comment_sweeps",
+    metadata,
+    sa.Column("alert_id", sa.String(36), primary_key=True),
+    sa.Column("revision", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)

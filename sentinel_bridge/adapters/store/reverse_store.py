@@ -1,0 +1,209 @@
+"""`ReverseSqlStore`: the reverse path's durable state, beside `SqlStore` on the same database.
+
+Cursor, change journal, written-where map and comment sweeps (migration 0002). It shares the
+engine of the `SqlStore` it is built from, so one pool and one write lock serve both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ...model import AlertTarget, JournalEntry, WrittenItem
+from .engine import is_sqlite, writer
+from .tables import change_cursors, change_journal, comment_sweeps, ledger, outbox, written
+from .writes import clean_text
+
+Clock = Callable[[], datetime]
+FINISHED = ("applied", "echo", "parked")
+_CHUNK = 500
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ReverseSqlStore:
+    """Implements `ports.ReverseStore` on SQLite or PostgreSQL."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = _utc_now) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+        self._insert = sqlite.insert if is_sqlite(engine) else postgresql.insert
+        self._clock = clock
+
+    async def cursor(self, queue_key: str) -> str | None:
+        query = sa.select(change_cursors.c.cursor).where(change_cursors.c.queue_key == queue_key)
+        async with self._engine.connect() as conn:
+            value: str | None = await conn.scalar(query)
+        return value
+
+    async def save_cursor(self, queue_key: str, cursor: str | None) -> None:
+        stmt = self._insert(change_cursors).values(
+            queue_key=queue_key, cursor=cursor, updated_at=self._clock()
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[change_cursors.c.queue_key],
+            set_={"cursor": stmt.excluded.cursor, "updated_at": stmt.excluded.updated_at},
+        )
+        async with self._writer.begin() as conn:
+            await conn.execute(stmt)
+
+    async def targets(self, alert_ids: Sequence[str]) -> Mapping[str, AlertTarget]:
+        found: dict[str, AlertTarget] = {}
+        keys = sorted(set(alert_ids))
+        async with self._engine.connect() as conn:
+            for start in range(0, len(keys), _CHUNK):
+                query = sa.select(ledger).where(ledger.c.alert_id.in_(keys[start : start + _CHUNK]))
+                for row in await conn.execute(query):
+                    found[row.alert_id] = _target(row)
+        return found
+
+    async def finished(self, change_ids: Sequence[str]) -> set[str]:
+        done: set[str] = set()
+        keys = sorted(set(change_ids))
+        async with self._engine.connect() as conn:
+            for start in range(0, len(keys), _CHUNK):
+                query = sa.select(change_journal.c.change_id).where(
+                    change_journal.c.change_id.in_(keys[start : start + _CHUNK]),
+                    change_journal.c.outcome.in_(FINISHED),
+                )
+                done.update(await conn.scalars(query))
+        return done
+
+    async def record(
+        self, queue_key: str, entry: JournalEntry, written_items: Sequence[WrittenItem]
+    ) -> None:
+        now = self._clock()
+        row = _journal_row(queue_key, entry, now)
+        stmt = self._insert(change_journal).values(row)
+        new = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[change_journal.c.change_id],
+            set_={
+                "outcome": new.outcome,
+                "reason": new.reason,
+                "payload": new.payload,
+                "attempts": change_journal.c.attempts + 1,
+                "updated_at": new.updated_at,
+            },
+        )
+        async with self._writer.begin() as conn:
+            await conn.execute(stmt)
+            await self._upsert_written(conn, written_items, now)
+
+    async def journal(
+        self, change_ids: Sequence[str] | None, parked_only: bool, limit: int
+    ) -> list[JournalEntry]:
+        query = sa.select(change_journal).order_by(change_journal.c.updated_at.desc()).limit(limit)
+        if change_ids is not None:
+            query = query.where(change_journal.c.change_id.in_(list(change_ids)))
+        if parked_only:
+            query = query.where(change_journal.c.outcome == "parked")
+        async with self._engine.connect() as conn:
+            return [_entry(row) for row in await conn.execute(query)]
+
+    async def written_ids(self, side: str, alert_id: str) -> set[str]:
+        query = sa.select(written.c.item_id).where(
+            written.c.side == side, written.c.alert_id == alert_id
+        )
+        async with self._engine.connect() as conn:
+            return set(await conn.scalars(query))
+
+    async def record_written(self, items: Sequence[WrittenItem]) -> None:
+        async with self._writer.begin() as conn:
+            await self._upsert_written(conn, items, self._clock())
+
+    async def sweep_due(self, workspace_key: str, limit: int) -> list[AlertTarget]:
+        swept = comment_sweeps.c.revision
+        query = (
+            sa.select(ledger)
+            .outerjoin(comment_sweeps, comment_sweeps.c.alert_id == ledger.c.alert_id)
+            .where(
+                ledger.c.workspace_key == workspace_key,
+                sa.or_(swept.is_(None), ledger.c.revision > swept),
+                # Not before the alert reached the queue: a comment needs its alert there.
+                ledger.c.alert_id.not_in(sa.select(outbox.c.alert_id)),
+            )
+            .order_by(ledger.c.revision)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [_target(row) for row in await conn.execute(query)]
+
+    async def mark_swept(self, alert_id: str, revision: datetime) -> None:
+        now = self._clock()
+        stmt = self._insert(comment_sweeps).values(
+            alert_id=alert_id, revision=revision, updated_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[comment_sweeps.c.alert_id],
+            set_={"revision": stmt.excluded.revision, "updated_at": now},
+            where=stmt.excluded.revision > comment_sweeps.c.revision,
+        )
+        async with self._writer.begin() as conn:
+            await conn.execute(stmt)
+
+    async def _upsert_written(self, conn: Any, items: Sequence[WrittenItem], now: datetime) -> None:
+        rows = [_written_row(item, now) for item in items]
+        if not rows:
+            return
+        stmt = self._insert(written)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[written.c.side, written.c.alert_id, written.c.item_id],
+            set_={
+                "source_id": stmt.excluded.source_id,
+                "etag": stmt.excluded.etag,
+                "revision": stmt.excluded.revision,
+            },
+        )
+        await conn.execute(stmt, rows)
+
+
+def _target(row: Any) -> AlertTarget:
+    return AlertTarget(row.alert_id, row.workspace_key, row.arm_id, row.revision)
+
+
+def _journal_row(queue_key: str, entry: JournalEntry, now: datetime) -> dict[str, Any]:
+    return {
+        "change_id": entry.change_id,
+        "queue_key": queue_key,
+        "alert_id": entry.alert_id,
+        "kind": entry.kind,
+        "outcome": entry.outcome,
+        "reason": clean_text(entry.reason) if entry.reason else None,
+        "payload": entry.payload,
+        "attempts": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _entry(row: Any) -> JournalEntry:
+    return JournalEntry(
+        change_id=row.change_id,
+        alert_id=row.alert_id,
+        kind=row.kind,
+        outcome=row.outcome,
+        reason=row.reason,
+        payload=row.payload,
+        attempts=row.attempts,
+        updated_at=row.updated_at,
+    )
+
+
+def _written_row(item: WrittenItem, now: datetime) -> dict[str, Any]:
+    return {
+        "side": item.side,
+        "alert_id": item.alert_id,
+        "item_id": item.item_id.lower(),
+        "source_id": item.source_id,
+        "etag": item.etag,
+        "revision": item.revision,
+        "created_at": now,
+    }

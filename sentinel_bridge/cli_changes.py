@@ -1,0 +1,86 @@
+"""`sentinel-bridge changes list [--parked]` and `sentinel-bridge changes retry ID|--all`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from .config import Settings
+from .model import JournalEntry
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+               common: argparse.ArgumentParser) -> None:  # fmt: skip
+    changes = commands.add_parser("changes", parents=[common], help="queue changes handled")
+    actions = changes.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", parents=[common], help="recent changes and outcomes")
+    listing.add_argument("--parked", action="store_true", help="only parked changes")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    retry = actions.add_parser("retry", parents=[common], help="apply parked changes again")
+    retry.add_argument("change_ids", nargs="*", default=[], metavar="ID")
+    retry.add_argument("--all", action="store_true", help="every parked change")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """The `changes` command; 2 for a retry without ids and without --all (or with both)."""
+    if args.action == "list":
+        return anyio.run(list_changes, settings, args.parked, args.limit, args.json)
+    if bool(args.change_ids) == bool(args.all):
+        print("changes retry: give change ids or --all (not both)", file=sys.stderr)
+        return 2
+    return anyio.run(retry_changes, settings, args.change_ids, args.all)
+
+
+async def list_changes(settings: Settings, parked: bool, limit: int, as_json: bool) -> int:
+    from .app import workspaces_of  # the daemon's modules load only when a command needs them
+    from .wiring import open_adapters
+    from .wiring_reverse import build_reverse
+
+    async with open_adapters(settings) as adapters:
+        reverse = build_reverse(settings, adapters, workspaces_of(settings))
+        entries = await reverse.store.journal(None, parked_only=parked, limit=limit)
+    _print(entries, as_json)
+    return 0
+
+
+async def retry_changes(settings: Settings, change_ids: Sequence[str], every: bool) -> int:
+    """Apply the parked changes again; 1 when any of them is still not applied."""
+    from .app import workspaces_of
+    from .wiring import open_adapters
+    from .wiring_reverse import build_reverse
+
+    async with open_adapters(settings) as adapters:
+        reverse = build_reverse(settings, adapters, workspaces_of(settings))
+        entries = await reverse.retry(None if every else list(change_ids))
+    missing = set(change_ids) - {entry.change_id for entry in entries}
+    for change_id in sorted(missing):
+        print(f"{change_id}: not a parked change")
+    _print(entries, as_json=False)
+    still = [entry for entry in entries if entry.outcome not in ("applied", "echo")]
+    return 1 if still or missing else 0
+
+
+def _print(entries: Sequence[JournalEntry], as_json: bool) -> None:
+    for entry in entries:
+        row = {
+            "change_id": entry.change_id,
+            "alert_id": entry.alert_id,
+            "kind": entry.kind,
+            "outcome": entry.outcome,
+            "attempts": entry.attempts,
+            "updated_at": entry.updated_at.isoformat() if entry.updated_at else None,
+            "reason": entry.reason,
+        }
+        if as_json:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            reason = f"  {entry.reason}" if entry.reason else ""
+            print(f"{entry.change_id}  {entry.outcome:<8} {entry.kind or '-':<8} "
+                  f"alert {entry.alert_id or '-'}{reason}")  # fmt: skip
+    if not entries and not as_json:
+        print("no changes")

@@ -1,0 +1,99 @@
+"""Comment text between the queue and Sentinel: splitting, joining and deterministic ids. Pure.
+
+A comment longer than Sentinel's limit is split into parts that each start with a marker
+`[part i/n] `; joining the parts (markers removed) gives back the original text exactly, for
+any unicode. Every part has its own id derived from the queue comment's id, so a retry writes
+the same parts again instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+
+# Fixed: changing them would re-create every comment the bridge ever mirrored.
+SENTINEL_COMMENT_NAMESPACE = uuid.UUID("3b1f8c2e-7d4a-4e59-a6b0-5c9d2e8f1a37")
+QUEUE_COMMENT_NAMESPACE = uuid.UUID("9e6a4d10-2c3b-4f8e-b7a1-0d5c6e7f8a92")
+
+_MARKER = re.compile(r"\A\[part (\d+)/(\d+)\] ")
+# A part prefers to end at a line break or a space found in its last tenth, for readability.
+_SOFT_BREAK_SHARE = 10
+
+
+def marker(index: int, total: int) -> str:
+    return f"[part {index}/{total}] "
+
+
+def split_comment(text: str, max_chars: int) -> list[str]:
+    """`text` as one message, or as numbered parts of at most `max_chars` characters each."""
+    if len(text) <= max_chars:
+        return [text]
+    total = _part_count(len(text), max_chars)
+    # Soft breaks shorten parts; if that leaves too much for the last one, cut hard instead
+    # (the part count is computed for hard cuts, so those always fit).
+    return _split(text, max_chars, total, soft=True) or _split(text, max_chars, total, soft=False)
+
+
+def _split(text: str, max_chars: int, total: int, *, soft: bool) -> list[str]:
+    """`total` parts, or [] when the last part would be empty or too long."""
+    parts: list[str] = []
+    rest = text
+    for index in range(1, total + 1):
+        room = max_chars - len(marker(index, total))
+        cut = len(rest) if index == total else (_cut(rest, room) if soft else room)
+        if cut > room or cut == 0:
+            return []
+        parts.append(marker(index, total) + rest[:cut])
+        rest = rest[cut:]
+    return parts
+
+
+def join_parts(parts: list[str]) -> str:
+    """The original text of parts made by `split_comment` (a single message is itself)."""
+    if len(parts) == 1:
+        return parts[0]
+    return "".join(_MARKER.sub("", part, count=1) for part in parts)
+
+
+def _part_count(length: int, max_chars: int) -> int:
+    """Parts needed when each loses its marker's length; the marker grows with the count."""
+    total = 2
+    while True:
+        room = max_chars - len(marker(total, total))
+        if room < 1:
+            raise ValueError(f"comment limit {max_chars} is too small to split a comment")
+        needed = -(-length // room)
+        if needed <= total:
+            return total
+        total = needed
+
+
+def _cut(rest: str, room: int) -> int:
+    """Where this part ends: a soft break near the end of its room, else the room itself."""
+    window_start = room - room // _SOFT_BREAK_SHARE
+    for separator in ("\n", " "):
+        found = rest.rfind(separator, window_start, room)
+        if found >= 0:
+            return found + 1
+    return room
+
+
+def sentinel_comment_ids(queue_comment_id: str, parts: int) -> list[str]:
+    """The Sentinel comment id of each part of a queue comment (UUIDv5, stable)."""
+    if parts == 1:
+        return [str(uuid.uuid5(SENTINEL_COMMENT_NAMESPACE, queue_comment_id))]
+    return [
+        str(uuid.uuid5(SENTINEL_COMMENT_NAMESPACE, f"{queue_comment_id}#{index}/{parts}"))
+        for index in range(1, parts + 1)
+    ]
+
+
+def queue_comment_id(sentinel_comment_arm_id: str) -> str:
+    """The queue comment id of a comment written in Sentinel (UUIDv5 of its ARM id)."""
+    return str(uuid.uuid5(QUEUE_COMMENT_NAMESPACE, sentinel_comment_arm_id.lower()))
+
+
+def shown_text(stored_message: str) -> str:
+    """What Sentinel shows for a stored message: it stores text HTML-escaped."""
+    return html.unescape(stored_message)

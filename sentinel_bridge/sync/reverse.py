@@ -1,0 +1,249 @@
+"""The reverse pass: queue change feed -> Sentinel, then Sentinel comments -> queue. Ports only.
+
+The cursor moves past a page only when every change on it is finished (applied, skipped as an
+echo, or parked); a change that failed in a way that may heal keeps the cursor where it is,
+and the journal makes the re-read of the finished ones a no-op. Changes of one alert run in
+feed order, one at a time; different alerts run concurrently, and the Sentinel client's
+per-subscription gate keeps them inside ARM's write budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import structlog
+
+from ..errors import PayloadError, RemoteError
+from ..model import AlertTarget, Change, JournalEntry, JsonObject, Workspace, WrittenItem
+from ..ports import ChangeFeed, IncidentTarget, ReverseStore
+from .comments import CommentMirror
+from .reverse_apply import Applier, ApplyOptions, Outcome, Result
+from .reverse_plan import PlanError, change_id_of, parse_change
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseOptions:
+    queue_key: str = "default"
+    page_size: int = 200
+    concurrency: int = 8
+    sweep_limit: int = 500
+    apply: ApplyOptions = field(default_factory=ApplyOptions)
+
+
+@dataclass(slots=True)
+class PassReport:
+    """Counts for the one `reverse pass` log line and the `run --once` summary."""
+
+    read: int = 0
+    applied: int = 0
+    echo: int = 0
+    parked: int = 0
+    pending: int = 0  # failed in a way that may heal, or held behind such a change
+    replayed: int = 0  # finished before: skipped on a re-read of the feed
+    comments_mirrored: int = 0
+    comment_failures: int = 0
+    feed_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.feed_error is None and self.pending == 0 and self.comment_failures == 0
+
+    def count(self, outcome: Outcome) -> None:
+        name = outcome.value
+        setattr(self, name, getattr(self, name) + 1)
+
+
+class ReverseSync:
+    """One queue's change feed applied to the configured workspaces."""
+
+    def __init__(
+        self,
+        feed: ChangeFeed,
+        target: IncidentTarget,
+        store: ReverseStore,
+        workspaces: Mapping[str, Workspace],
+        options: ReverseOptions,
+    ) -> None:
+        self._feed = feed
+        self._store = store
+        self._workspaces = workspaces
+        self._options = options
+        self._applier = Applier(target, options.apply, before_write=store.record_written)
+        self._mirror = CommentMirror(target, feed, store, options.concurrency, options.sweep_limit)
+
+    @property
+    def store(self) -> ReverseStore:
+        return self._store
+
+    def set_workspaces(self, workspaces: Sequence[Workspace]) -> None:
+        """The workspaces configured now (a reload may have changed them)."""
+        self._workspaces = {workspace.key: workspace for workspace in workspaces}
+
+    async def run_pass(self) -> PassReport:
+        """Every pending change, then every new Sentinel comment; one log line."""
+        started = time.monotonic()
+        report = PassReport()
+        await self._changes(report)
+        for workspace in self._workspaces.values():
+            mirrored, failed = await self._mirror.sweep(workspace)
+            report.comments_mirrored += mirrored
+            report.comment_failures += failed
+        log.info(
+            "reverse pass",
+            read=report.read,
+            applied=report.applied,
+            echo=report.echo,
+            parked=report.parked,
+            pending=report.pending,
+            replayed=report.replayed,
+            comments_mirrored=report.comments_mirrored,
+            comment_failures=report.comment_failures,
+            feed_error=report.feed_error,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return report
+
+    async def retry(self, change_ids: Sequence[str] | None) -> list[JournalEntry]:
+        """Apply parked changes again (all of them for None), oldest first; their new state."""
+        entries = await self._store.journal(change_ids, parked_only=True, limit=1_000_000)
+        report = PassReport()
+        blocked: set[str] = set()
+        for entry in reversed(entries):
+            await self._one_raw(entry.payload, {}, blocked, report)
+        ids = [entry.change_id for entry in entries]
+        return await self._store.journal(ids, parked_only=False, limit=len(ids) or 1)
+
+    async def _changes(self, report: PassReport) -> None:
+        key = self._options.queue_key
+        cursor = await self._store.cursor(key)
+        blocked: set[str] = set()  # alerts with an unfinished change: hold their later ones
+        advancing = True
+        while True:
+            try:
+                page = await self._feed.changes(cursor, self._options.page_size)
+            except (RemoteError, PayloadError) as exc:
+                report.feed_error = f"{type(exc).__name__}: {exc}"
+                log.warning("change feed unavailable", error=report.feed_error)
+                return
+            if not page.changes:
+                return
+            pending_before = report.pending
+            await self._page(page.changes, blocked, report)
+            advancing = advancing and report.pending == pending_before
+            if advancing and page.next_cursor is not None:
+                await self._store.save_cursor(key, page.next_cursor)
+            if page.next_cursor is None or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor
+
+    async def _page(self, changes: list[JsonObject], blocked: set[str], report: PassReport) -> None:
+        report.read += len(changes)
+        done = await self._store.finished([change_id_of(raw) for raw in changes])
+        groups: dict[str, list[JsonObject]] = {}
+        for raw in changes:
+            if change_id_of(raw) in done:
+                report.replayed += 1
+                continue
+            alert_id = raw.get("alert_id") if isinstance(raw, dict) else None
+            groups.setdefault(str(alert_id), []).append(raw)
+        targets = await self._store.targets(list(groups))
+        limiter = anyio.CapacityLimiter(self._options.concurrency)
+
+        async def run_group(group: list[JsonObject]) -> None:
+            async with limiter:
+                for raw in group:
+                    await self._one_raw(raw, targets, blocked, report)
+
+        async with anyio.create_task_group() as tasks:
+            for group in groups.values():
+                tasks.start_soon(run_group, group)
+
+    async def _one_raw(
+        self,
+        raw: JsonObject,
+        targets: Mapping[str, AlertTarget],
+        blocked: set[str],
+        report: PassReport,
+    ) -> None:
+        try:
+            change = parse_change(raw)
+        except PlanError as exc:
+            await self._finish(_malformed(raw, str(exc)), (), report)
+            return
+        if change.alert_id in blocked:
+            report.pending += 1  # order per incident: not before the earlier one is done
+            return
+        where = targets.get(change.alert_id)
+        if where is None and not targets:
+            where = (await self._store.targets([change.alert_id])).get(change.alert_id)
+        result = await self._decide(change, where)
+        if result.outcome is Outcome.PENDING:
+            blocked.add(change.alert_id)
+        await self._finish(_entry(change, result), result.written, report, result.notes)
+
+    async def _decide(self, change: Change, where: AlertTarget | None) -> Result:
+        if change.origin == "bridge":
+            return Result(Outcome.ECHO, "written by the bridge")
+        if change.kind == "comment" and await self._mirrored_here(change):
+            return Result(Outcome.ECHO, "comment mirrored from Sentinel by the bridge")
+        if where is None:
+            return Result(Outcome.PARKED, "unknown alert: no incident known for this alert_id")
+        workspace = self._workspaces.get(where.workspace_key)
+        if workspace is None:
+            return Result(Outcome.PARKED, f"workspace {where.workspace_key} is not configured")
+        with structlog.contextvars.bound_contextvars(**workspace.log_context()):
+            return await self._applier.apply(change, workspace, where)
+
+    async def _mirrored_here(self, change: Change) -> bool:
+        comment_id = change.raw.get("comment_id")
+        if not isinstance(comment_id, str):
+            return False
+        return comment_id.lower() in await self._store.written_ids("queue", change.alert_id)
+
+    async def _finish(
+        self,
+        entry: JournalEntry,
+        written: Sequence[WrittenItem],
+        report: PassReport,
+        notes: Sequence[str] = (),
+    ) -> None:
+        with anyio.CancelScope(shield=True):  # a stop must not lose what was just applied
+            await self._store.record(self._options.queue_key, entry, written)
+        report.count(Outcome(entry.outcome))
+        ids = {"change_id": entry.change_id, "alert_id": entry.alert_id, "kind": entry.kind}
+        if entry.outcome == "parked":
+            log.warning("change parked", **ids, reason=entry.reason)
+        elif entry.outcome == "pending":
+            log.warning("change not applied; retried next pass", **ids, reason=entry.reason)
+        elif entry.outcome == "applied":
+            log.info("change applied", **ids, notes=list(notes) or None)
+
+
+def _entry(change: Change, result: Result) -> JournalEntry:
+    return JournalEntry(
+        change_id=change.change_id,
+        alert_id=change.alert_id,
+        kind=change.kind,
+        outcome=result.outcome.value,
+        reason=result.reason,
+        payload=change.raw,
+    )
+
+
+def _malformed(raw: object, reason: str) -> JournalEntry:
+    payload: JsonObject = raw if isinstance(raw, dict) else {"value": raw}
+    alert_id = payload.get("alert_id")
+    kind = payload.get("kind")
+    return JournalEntry(
+        change_id=change_id_of(raw),
+        alert_id=alert_id if isinstance(alert_id, str) else None,
+        kind=kind if isinstance(kind, str) else None,
+        outcome="parked",
+        reason=f"malformed change: {reason}",
+        payload=payload,
+    )

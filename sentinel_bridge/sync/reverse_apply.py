@@ -1,0 +1,152 @@
+"""Apply one queue change to its Sentinel incident. Sees only ports.
+
+Status and owner: GET, merge, PUT with the etag; a 409 means someone wrote in between, so the
+incident is read again and the change merged again, a bounded number of times. Comments: one
+PUT per part, each with its deterministic id, so a retry rewrites instead of duplicating.
+Errors are sorted here into what parks the change (the same request can never succeed) and
+what leaves it pending for the next pass (it may heal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import structlog
+
+from ..errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    PayloadError,
+    RejectedError,
+    RemoteError,
+)
+from ..model import AlertTarget, Change, Incident, JsonObject, Workspace, WrittenItem
+from ..ports import IncidentTarget
+from .comment_text import sentinel_comment_ids, split_comment
+from .reverse_plan import PlanError, merged_body, owner_properties, status_properties
+
+log = structlog.get_logger(__name__)
+
+BeforeWrite = Callable[[Sequence[WrittenItem]], Awaitable[None]]
+
+
+class Outcome(Enum):
+    APPLIED = "applied"
+    ECHO = "echo"
+    PARKED = "parked"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Outcome
+    reason: str | None = None
+    written: tuple[WrittenItem, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    default_close_classification: str = "undetermined"
+    comment_max_chars: int = 30000
+    conflict_retries: int = 5
+
+
+class Applier:
+    """Writes changes into Sentinel; one call per change, callers keep per-incident order."""
+
+    def __init__(
+        self,
+        target: IncidentTarget,
+        options: ApplyOptions,
+        before_write: BeforeWrite | None = None,
+    ) -> None:
+        self._target = target
+        self._options = options
+        self._before_write = before_write
+
+    async def apply(self, change: Change, workspace: Workspace, where: AlertTarget) -> Result:
+        name = where.arm_id.rstrip("/").rsplit("/", 1)[-1]
+        try:
+            if change.kind == "comment":
+                return await self._comment(change, workspace, name)
+            return await self._update(change, workspace, name)
+        except PlanError as exc:
+            return Result(Outcome.PARKED, str(exc))
+        except (RemoteError, PayloadError, AuthError) as exc:
+            return failure(exc)
+
+    async def _update(self, change: Change, workspace: Workspace, name: str) -> Result:
+        notes: tuple[str, ...] = ()
+        if change.kind == "owner":
+            updates = owner_properties(change)
+        else:
+            updates, notes = status_properties(change, self._options.default_close_classification)
+        for _attempt in range(self._options.conflict_retries + 1):
+            incident = await self._target.get_incident(workspace, name)
+            body = merged_body(incident, updates)
+            if body is None:  # already so: a replay, or the analyst undid a change
+                return Result(Outcome.APPLIED, "already in effect", notes=notes)
+            try:
+                written = await self._target.put_incident(workspace, incident.name, body)
+            except ConflictError:
+                log.info("incident changed meanwhile; merging again", change_id=change.change_id)
+                continue
+            return Result(Outcome.APPLIED, None, (_incident_write(change, written),), notes)
+        return Result(Outcome.PENDING, "409 conflict on every attempt; retried next pass")
+
+    async def _comment(self, change: Change, workspace: Workspace, name: str) -> Result:
+        text, comment_id = change.raw.get("body"), change.raw.get("comment_id")
+        if not isinstance(text, str) or not text:
+            raise PlanError("comment has no text")
+        if not isinstance(comment_id, str) or not comment_id:
+            raise PlanError("comment has no comment_id")
+        parts = split_comment(text, self._options.comment_max_chars)
+        ids = sentinel_comment_ids(comment_id, len(parts))
+        written = [WrittenItem("sentinel", change.alert_id, part_id, comment_id) for part_id in ids]
+        if self._before_write is not None:
+            # Recorded before the PUT: after a crash in between, the comment sweep must still
+            # know this comment as the bridge's own and not mirror it back to the queue.
+            await self._before_write(written)
+        for part_id, part in zip(ids, parts, strict=True):
+            await self._target.put_comment(workspace, name, part_id, part)
+        notes = (f"split into {len(parts)} parts",) if len(parts) > 1 else ()
+        return Result(Outcome.APPLIED, None, tuple(written), notes)
+
+
+def failure(exc: Exception) -> Result:
+    """PARKED when the same request cannot succeed later, PENDING when it may."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, NotFoundError):
+        return Result(Outcome.PARKED, f"incident not found (deleted?): {reason}")
+    if isinstance(exc, RejectedError) and exc.status == 403:
+        return Result(Outcome.PARKED, f"access denied (Sentinel role removed?): {reason}")
+    if isinstance(exc, RejectedError) and exc.status not in (401, 409):
+        return Result(Outcome.PARKED, f"rejected by Sentinel: {reason}")
+    if isinstance(exc, PayloadError):
+        return Result(Outcome.PARKED, f"unusable incident payload: {reason}")
+    return Result(Outcome.PENDING, reason)
+
+
+def _incident_write(change: Change, incident: Incident) -> WrittenItem:
+    properties = incident.raw.get("properties")
+    revision = properties.get("lastModifiedTimeUtc") if isinstance(properties, dict) else None
+    return WrittenItem(
+        "sentinel",
+        change.alert_id,
+        "incident",
+        source_id=change.change_id,
+        etag=incident.etag,
+        revision=revision if isinstance(revision, str) else None,
+    )
+
+
+def comment_body(author: JsonObject, text: str, created_at: object) -> JsonObject:
+    """The queue's comment body for a comment mirrored from Sentinel."""
+    label = next(
+        (author.get(k) for k in ("email", "userPrincipalName", "name") if author.get(k)), None
+    )
+    return {"body": text, "author": label or "Microsoft Sentinel", "created_at": created_at}

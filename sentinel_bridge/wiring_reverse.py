@@ -1,0 +1,91 @@
+"""The reverse path's part of the composition root: build it, run a pass, run it on a loop."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import anyio
+import structlog
+
+from .adapters.store.reverse_store import ReverseSqlStore
+from .config import Settings, SyncSettings
+from .model import Workspace
+from .sync.reverse import PassReport, ReverseOptions, ReverseSync
+from .sync.reverse_apply import ApplyOptions
+from .wiring import Adapters
+
+log = structlog.get_logger(__name__)
+
+
+class RunningWorkspaces(Protocol):
+    """What the daemon runs right now (a reload may add or remove tenants)."""
+
+    @property
+    def workspaces(self) -> list[Workspace]: ...
+
+
+def reverse_options(sync: SyncSettings) -> ReverseOptions:
+    return ReverseOptions(
+        page_size=sync.changes_page_size,
+        concurrency=sync.reverse_concurrency,
+        apply=ApplyOptions(
+            default_close_classification=sync.default_close_classification,
+            comment_max_chars=sync.comment_max_chars,
+        ),
+    )
+
+
+def build_reverse(
+    settings: Settings, adapters: Adapters, workspaces: list[Workspace]
+) -> ReverseSync:
+    store = ReverseSqlStore(adapters.store.engine)
+    return ReverseSync(
+        adapters.queue,
+        adapters.source,
+        store,
+        {workspace.key: workspace for workspace in workspaces},
+        reverse_options(settings.sync),
+    )
+
+
+async def reverse_pass(reverse: ReverseSync | None) -> PassReport:
+    """One pass, isolated: an unexpected error is logged and reported, never raised."""
+    if reverse is None:
+        return PassReport()
+    try:
+        return await reverse.run_pass()
+    except Exception as exc:  # the forward path and the next pass must go on
+        log.error("reverse pass failed", error=f"{type(exc).__name__}: {exc}"[:1000])
+        return PassReport(feed_error=type(exc).__name__)
+
+
+async def reverse_loop(
+    reverse: ReverseSync | None,
+    stopping: anyio.Event,
+    sync: SyncSettings,
+    running: RunningWorkspaces,
+) -> None:
+    """A pass every `reverse_interval_seconds`, the time a pass took subtracted."""
+    if reverse is None:
+        return
+    while not stopping.is_set():
+        started = time.monotonic()
+        reverse.set_workspaces(running.workspaces)
+        await reverse_pass(reverse)
+        wait = max(0.0, sync.reverse_interval_seconds - (time.monotonic() - started))
+        with anyio.move_on_after(wait):
+            await stopping.wait()
+
+
+def log_reverse_summary(report: PassReport) -> None:
+    log.info(
+        "run once reverse finished",
+        changes_applied=report.applied,
+        changes_echo=report.echo,
+        changes_parked=report.parked,
+        changes_pending=report.pending,
+        comments_mirrored=report.comments_mirrored,
+        comment_failures=report.comment_failures,
+        feed_error=report.feed_error,
+    )

@@ -1,0 +1,82 @@
+"""The reverse path's tables: cursor, journal, written-where map and comment sweeps."""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sentinel_bridge.adapters.store import writes
+from sentinel_bridge.adapters.store.reverse_store import ReverseSqlStore
+from sentinel_bridge.adapters.store.sql_store import SqlStore
+from sentinel_bridge.model import JournalEntry, WrittenItem
+
+from .helpers import T0, WS, at, ledger_entry, page
+
+
+def reverse(store: SqlStore) -> ReverseSqlStore:
+    return ReverseSqlStore(store.engine, clock=lambda: T0)
+
+
+def entry(change_id: str, outcome: str, reason: str | None = None) -> JournalEntry:
+    return JournalEntry(change_id, "alert-1", "status", outcome, reason, {"change_id": change_id})
+
+
+async def test_cursor_starts_empty_and_keeps_the_last_value(store: SqlStore) -> None:
+    """No cursor at first; a saved cursor is read back, and replaced by the next one."""
+    state = reverse(store)
+    assert await state.cursor("default") is None
+    await state.save_cursor("default", "c1")
+    await state.save_cursor("default", "c2")
+    assert await state.cursor("default") == "c2"
+
+
+async def test_finished_means_applied_echo_or_parked_not_pending(store: SqlStore) -> None:
+    """Pending changes are not finished; retrying one counts its attempts."""
+    state = reverse(store)
+    for change_id, outcome in [("a", "applied"), ("e", "echo"), ("p", "parked"), ("w", "pending")]:
+        await state.record("default", entry(change_id, outcome), ())
+    await state.record("default", entry("w", "pending", "still down"), ())
+    assert await state.finished(["a", "e", "p", "w", "unknown"]) == {"a", "e", "p"}
+    (waiting,) = await state.journal(["w"], parked_only=False, limit=10)
+    assert (waiting.attempts, waiting.reason) == (2, "still down")
+    parked = await state.journal(None, parked_only=True, limit=10)
+    assert [item.change_id for item in parked] == ["p"]
+    assert parked[0].payload == {"change_id": "p"}
+
+
+async def test_written_ids_are_kept_per_side_and_alert(store: SqlStore) -> None:
+    """Comment ids written on one side are found there only, case-insensitively."""
+    state = reverse(store)
+    item = WrittenItem("sentinel", "alert-1", "ABC", source_id="q-1")
+    await state.record("default", entry("a", "applied"), [item])
+    await state.record_written([item, WrittenItem("queue", "alert-1", "def")])
+    assert await state.written_ids("sentinel", "alert-1") == {"abc"}
+    assert await state.written_ids("queue", "alert-1") == {"def"}
+    assert await state.written_ids("queue", "alert-2") == set()
+
+
+async def test_sweeps_cover_delivered_incidents_at_new_revisions(store: SqlStore) -> None:
+    """An incident is due once delivered, not again at the same revision, again when newer."""
+    state = reverse(store)
+    await store.commit_page(page(1, 2, revision=at(0)))
+    assert await state.sweep_due(WS, 10) == []  # still in the outbox
+    for claimed in await store.claim_outbox(10, T0, 60):
+        await store.mark_delivered(claimed.item)
+    due = await state.sweep_due(WS, 10)
+    assert len(due) == 2
+    await state.mark_swept(due[0].alert_id, at(0))
+    assert [t.alert_id for t in await state.sweep_due(WS, 10)] == [due[1].alert_id]
+    first = ledger_entry(1, at(5), "newer")
+    await state.mark_swept(due[1].alert_id, at(0))
+    insert = sqlite.insert if store.engine.dialect.name == "sqlite" else postgresql.insert
+    async with store.engine.begin() as conn:
+        await writes.upsert_ledger(conn, insert, [first], T0)
+    assert [t.alert_id for t in await state.sweep_due(WS, 10)] == [first.alert_id]
+
+
+async def test_targets_come_from_the_ledger(store: SqlStore) -> None:
+    """An alert id resolves to its workspace and ARM id; an unknown one is absent."""
+    await store.commit_page(page(1))
+    known = ledger_entry(1, T0)
+    found = await reverse(store).targets([known.alert_id, "unknown"])
+    assert list(found) == [known.alert_id]
+    assert (found[known.alert_id].workspace_key, found[known.alert_id].arm_id) == (WS, known.arm_id)
