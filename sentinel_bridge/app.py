@@ -10,8 +10,7 @@ shutdown -> on SIGTERM/SIGINT stop taking work, wait up to the grace period for 
 from __future__ import annotations
 
 import signal
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,11 +18,16 @@ from datetime import timedelta
 import anyio
 import structlog
 
+from . import metrics
 from .config import Settings
+from .health import TickHealth, record_tick
 from .model import Workspace
+from .supervisor import Daemon
 from .sync.delivery import Delivery, DeliveryOptions, DeliveryReport
 from .sync.forward import ForwardOptions, ForwardSync, utc_now
+from .sync.reverse import ReverseSync
 from .wiring import Adapters, open_adapters
+from .wiring_reverse import build_reverse, log_reverse_summary, reverse_loop, reverse_pass
 
 log = structlog.get_logger(__name__)
 
@@ -50,17 +54,24 @@ class Bridge:
     forward: ForwardSync
     delivery: Delivery
     workspaces: list[Workspace] = field(default_factory=list)
+    reverse: ReverseSync | None = None
+    health: TickHealth = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.health = TickHealth(self.settings.sync.poll_interval_seconds)
 
     async def tick(self, workspace: Workspace) -> bool:
         """One forward tick, isolated: an error is logged and recorded, never raised."""
         with structlog.contextvars.bound_contextvars(**workspace.log_context()):
             try:
-                await self.forward.tick(workspace)
+                report = await self.forward.tick(workspace)
             except Exception as exc:  # one workspace's failure must not stop the others
                 await self._record(workspace, error=_describe(exc))
                 log.error("forward tick failed", error=_describe(exc))
+                record_tick(self.health, workspace.tenant, None)
                 return False
             await self._record(workspace, error=None)
+            record_tick(self.health, workspace.tenant, report)
             return True
 
     async def _record(self, workspace: Workspace, error: str | None) -> None:
@@ -87,6 +98,7 @@ async def open_bridge(settings: Settings) -> AsyncIterator[Bridge]:
                 # claims come back soon after a restart.
                 lease_seconds=2 * settings.queue.request_timeout_seconds + 5,
             ),
+            on_outcome=metrics.delivery_outcome,
         )
         forward = ForwardSync(
             adapters.source,
@@ -99,7 +111,9 @@ async def open_bridge(settings: Settings) -> AsyncIterator[Bridge]:
             ),
             on_enqueued=delivery.nudge,
         )
-        yield Bridge(settings, adapters, forward, delivery, workspaces_of(settings))
+        workspaces = workspaces_of(settings)
+        reverse = build_reverse(settings, adapters, workspaces)
+        yield Bridge(settings, adapters, forward, delivery, workspaces, reverse)
 
 
 async def run_once(settings: Settings) -> int:
@@ -117,9 +131,11 @@ async def run_once(settings: Settings) -> int:
                 group.start_soon(tick, workspace)
         report = await bridge.delivery.drain(drain_seconds)
         left = await bridge.adapters.store.outbox_depth()
+        reverse = await reverse_pass(bridge.reverse)
         failed = sorted(name for name, ok in results.items() if not ok)
         _log_summary(results, report, left, failed)
-        return 0 if not failed and left == 0 else 1
+        log_reverse_summary(reverse)
+        return 0 if not failed and left == 0 and reverse.ok else 1
 
 
 def _log_summary(
@@ -136,40 +152,33 @@ def _log_summary(
     )
 
 
-async def run_forever(settings: Settings, stop: anyio.Event | None = None) -> int:
-    """The daemon: loops until SIGTERM/SIGINT (or `stop`), then stops within the grace period."""
+async def run_forever(
+    settings: Settings,
+    stop: anyio.Event | None = None,
+    reload: Callable[[], Settings] | None = None,
+) -> int:
+    """The daemon: loops until SIGTERM/SIGINT (or `stop`), then stops within the grace period.
+
+    `reload` re-reads the configuration; with it, SIGHUP applies tenant changes live.
+    """
     async with open_bridge(settings) as bridge, anyio.create_task_group() as group:
         stopping = stop or anyio.Event()
-        loops_done = _Countdown(len(bridge.workspaces))
         if stop is None:
             group.start_soon(_watch_signals, stopping, group.cancel_scope, settings)
         group.start_soon(bridge.delivery.run)
-        for workspace in bridge.workspaces:
-            group.start_soon(_workspace_loop, bridge, workspace, stopping, loops_done)
+        daemon = Daemon(
+            bridge, bridge.adapters.store, settings, group, workspaces_of, bridge.health
+        )
+        await daemon.start(reload)
+        group.start_soon(reverse_loop, bridge.reverse, stopping, settings.sync, daemon.loops)
         log.info("bridge started", workspaces=len(bridge.workspaces))
-        await stopping.wait()
-        with anyio.move_on_after(settings.sync.shutdown_grace_seconds):
-            await loops_done.wait()
+        await daemon.main_loop(stopping)
+        await daemon.loops.stop_all(settings.sync.shutdown_grace_seconds)
         # The delivery worker ran during the grace period too; what it did not send stays in
         # the outbox for the next start.
         group.cancel_scope.cancel()
     log.info("bridge stopped")
     return 0
-
-
-async def _workspace_loop(
-    bridge: Bridge, workspace: Workspace, stopping: anyio.Event, done: _Countdown
-) -> None:
-    """Tick on a steady interval: the time a tick took is subtracted from the wait."""
-    interval = bridge.settings.sync.poll_interval_seconds
-    try:
-        while not stopping.is_set():
-            started = time.monotonic()
-            await bridge.tick(workspace)
-            with anyio.move_on_after(max(0.0, interval - (time.monotonic() - started))):
-                await stopping.wait()
-    finally:
-        done.arrive()
 
 
 async def _watch_signals(
@@ -187,21 +196,3 @@ async def _watch_signals(
                 grace_s=settings.sync.shutdown_grace_seconds,
             )
             stopping.set()
-
-
-class _Countdown:
-    """Set once `count` parties have arrived."""
-
-    def __init__(self, count: int) -> None:
-        self._left = count
-        self._event = anyio.Event()
-        if count == 0:
-            self._event.set()
-
-    def arrive(self) -> None:
-        self._left -= 1
-        if self._left <= 0:
-            self._event.set()
-
-    async def wait(self) -> None:
-        await self._event.wait()

@@ -1,4 +1,4 @@
-"""Command line: run, check-config, migrate, emulator, demo.
+"""Command line: run, check-config, migrate, status, emulator, demo.
 
 Exit codes: 0 success, 1 something failed at run time, 2 invalid configuration or usage.
 """
@@ -9,13 +9,16 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import anyio
 
+from .cli_changes import add_parser as add_changes_parser
 from .config import Settings, load_settings, resolve_config_path
 from .errors import ConfigError
 from .observability import configure_logging
+from .wiring import token_provider
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -35,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", parents=[common], help="validate the config")
     check.add_argument("--online", action="store_true", help="also get a token, list a page")
     commands.add_parser("migrate", parents=[common], help="apply database migrations")
+    add_changes_parser(commands, common)
+    status = commands.add_parser("status", parents=[common], help="per-tenant state from the store")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     emulator = commands.add_parser("emulator", parents=[common], help="run the local emulator")
     emulator.add_argument("--tenants", type=int, default=3)
     emulator.add_argument("--state-dir", default="emulator-state")
@@ -68,13 +74,25 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _run(args: argparse.Namespace) -> int:
     from .app import run_forever, run_once
+    from .teardown import exit_if_teardown_hangs
 
     settings = _settings(args)
-    return anyio.run(run_once if args.once else run_forever, settings)
+    if args.once:
+        return anyio.run(run_once, settings)
+    # SIGHUP re-reads the same file (and environment) the daemon started with.
+    reload = partial(load_settings, resolve_config_path(args.config, os.environ))
+
+    async def daemon() -> int:
+        code = await run_forever(settings, None, reload)
+        exit_if_teardown_hangs(code)
+        return code
+
+    return anyio.run(daemon)
 
 
 def _check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    token_provider(settings)  # a certificate that cannot sign is a configuration error too
     print(f"configuration OK: {len(settings.tenants)} tenant(s), store {_store_label(settings)}")
     if not args.online:
         return EXIT_OK
@@ -97,6 +115,18 @@ def _migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _status(args: argparse.Namespace) -> int:
+    from .status import show_status
+
+    return show_status(_settings(args), as_json=args.json)
+
+
+def _changes(args: argparse.Namespace) -> int:
+    from .cli_changes import run
+
+    return run(args, _settings(args))
+
+
 def _emulator(args: argparse.Namespace) -> int:
     from .emulator.standalone import run_standalone
 
@@ -115,6 +145,8 @@ _HANDLERS: dict[str, Any] = {
     "run": _run,
     "check-config": _check_config,
     "migrate": _migrate,
+    "changes": _changes,
+    "status": _status,
     "emulator": _emulator,
     "demo": _demo,
 }

@@ -170,11 +170,32 @@ class SyncSettings(Section):
     delivery_concurrency: int = Field(default=8, ge=1, le=64)
     delivery_max_attempts: int = Field(default=0, ge=0)  # 0: retry forever, never park
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # Reverse path: analyst actions in the queue -> Sentinel, Sentinel comments -> queue.
+    reverse_interval_seconds: float = Field(default=15.0, gt=0)
+    default_close_classification: Literal[
+        "undetermined", "true_positive", "benign_positive", "false_positive"
+    ] = "undetermined"
+    # Sentinel's limit per comment (it was 1,000 and 3,000 in older API versions).
+    comment_max_chars: int = Field(default=30000, ge=100)
+    reverse_concurrency: int = Field(default=8, ge=1, le=64)
+    changes_page_size: int = Field(default=200, ge=1, le=1000)
+
+
+def _listen_address(value: str | None) -> str | None:
+    """'host:port', '[v6]:port' or ':port' (every interface)."""
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or " " in host:
+        raise ValueError(f"{value!r} must be host:port, e.g. 127.0.0.1:9464")
+    return value
 
 
 class ObservabilitySettings(Section):
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # The ops HTTP listener (/healthz, /readyz, /metrics); off unless set.
+    listen: Annotated[str | None, AfterValidator(_listen_address)] = None
 
 
 class TenantSettings(Section):

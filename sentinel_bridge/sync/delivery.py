@@ -60,7 +60,9 @@ class Delivery:
         store: Store,
         options: DeliveryOptions,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_outcome: Callable[[OutboxItem, str], None] = lambda item, outcome: None,
     ) -> None:
+        self._on_outcome = on_outcome  # delivered / failed / parked, for metrics
         self._queue = queue
         self._store = store
         self._options = options
@@ -98,14 +100,21 @@ class Delivery:
         if not claimed:
             return report
         limiter = anyio.CapacityLimiter(self._options.concurrency)
+        confirmed: list[OutboxItem] = []
 
         async def deliver(claim: ClaimedItem) -> None:
             async with limiter:
-                await self._deliver_one(claim.item, report)
+                if await self._deliver_one(claim.item, report):
+                    confirmed.append(claim.item)
 
         async with anyio.create_task_group() as group:
             for claim in claimed:
                 group.start_soon(deliver, claim)
+        # One transaction for the whole batch. Should it never happen (crash, kill), the
+        # items are PUT again after their lease, and the queue absorbs the same revision.
+        if confirmed:
+            with anyio.CancelScope(shield=True):
+                await self._store.mark_delivered_many(confirmed)
         return report
 
     async def _sleep_until_due(self, idle_seconds: float) -> None:
@@ -117,19 +126,20 @@ class Delivery:
             await self._wake.wait()
         self._wake = anyio.Event()
 
-    async def _deliver_one(self, item: OutboxItem, report: DeliveryReport) -> None:
+    async def _deliver_one(self, item: OutboxItem, report: DeliveryReport) -> bool:
+        """PUT one alert; True when the queue confirmed it."""
         context = {"tenant": item.tenant, "incident_number": item.incident_number}
         try:
             outcome = await self._queue.put_alert(item.alert_id, item.body)
         except RemoteError as exc:
             await self._handle_failure(item, exc, report)
-            return
-        with anyio.CancelScope(shield=True):
-            await self._store.mark_delivered(item)
+            return False
         report.delivered += 1
+        self._on_outcome(item, "delivered")
         log.debug("alert delivered", **context, alert_id=item.alert_id, outcome=outcome.value)
         if outcome is PutOutcome.STALE:
             log.info("queue holds a newer revision", **context, alert_id=item.alert_id)
+        return True
 
     async def _handle_failure(
         self, item: OutboxItem, exc: RemoteError, report: DeliveryReport
@@ -140,6 +150,7 @@ class Delivery:
             with anyio.CancelScope(shield=True):
                 await self._store.park_outbox(item, reason)
             report.parked += 1
+            self._on_outcome(item, "parked")
             log.error("alert parked", **context, alert_id=item.alert_id, reason=reason)
             return
         delay = retry_delay(item.attempts)
@@ -149,6 +160,7 @@ class Delivery:
         with anyio.CancelScope(shield=True):
             await self._store.mark_failed(item, reason, retry_at)
         report.failed += 1
+        self._on_outcome(item, "failed")
         log.warning(
             "alert delivery failed; will retry",
             **context,

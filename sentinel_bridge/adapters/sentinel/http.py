@@ -6,13 +6,16 @@ Error body: https://learn.microsoft.com/en-us/azure/azure-resource-manager/troub
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import structlog
 
+from ... import metrics
 from ...errors import (
+    AuthError,
     ConflictError,
     NotFoundError,
     PayloadError,
@@ -25,6 +28,7 @@ from ...errors import (
 from ...model import JsonObject, Workspace
 from ..auth import BearerAuth, TokenProvider
 from .clock import Clock
+from .pools import SubscriptionPools
 from .retry import RetryPolicy, parse_retry_after
 from .throttle import Kind, ThrottleGate, ThrottleGates
 
@@ -45,8 +49,10 @@ class ArmHttp:
         tokens: TokenProvider,
         policy: RetryPolicy,
         clock: Clock,
+        pools: SubscriptionPools | None = None,
     ) -> None:
         self._client = client
+        self._pools = pools  # when set, each subscription gets its own connection pool
         self._tokens = tokens
         self._policy = policy
         self._clock = clock
@@ -72,7 +78,7 @@ class ArmHttp:
         gate = self.gates.gate(workspace.subscription_id, kind)
         attempt = 0
         while True:
-            outcome = await self._attempt(method, url, body, auth, workspace, gate)
+            outcome = await self._attempt(method, url, body, auth, workspace, gate, kind)
             if isinstance(outcome, httpx.Response):
                 return _json_object(outcome, method)
             if isinstance(outcome, ThrottledError):
@@ -97,19 +103,27 @@ class ArmHttp:
         auth: BearerAuth,
         workspace: Workspace,
         gate: ThrottleGate,
+        kind: Kind,
     ) -> httpx.Response | RemoteError:
         """One try: the successful response, or the error it amounts to (not raised)."""
         await gate.acquire()
+        sent = time.monotonic()
         try:
-            response = await self._client.request(method, url, json=body, auth=auth)
+            client = self._pools.client(workspace.subscription_id) if self._pools else self._client
+            response = await client.request(method, url, json=body, auth=auth)
         except _NO_ANSWER as exc:
+            metrics.observe_arm(workspace.tenant, kind, "error", time.monotonic() - sent)
             return TransientError(
                 f"{method} {httpx.URL(url).path}: {type(exc).__name__}",
                 method=method,
                 url=_path(url),
             )
+        except AuthError:
+            metrics.token_failed(workspace.tenant)
+            raise
         finally:
             gate.done()
+        metrics.observe_arm(workspace.tenant, kind, response.status_code, time.monotonic() - sent)
         self.gates.observe(workspace.subscription_id, response.headers)
         if response.is_success:
             return response

@@ -1,0 +1,128 @@
+"""The ops listener (`[observability] listen`): GET /healthz, /readyz and /metrics.
+
+A deliberately tiny HTTP/1.1 responder on the daemon's own event loop: one request per
+connection, GET only, bounded head size and time. Running in the loop (rather than a side
+thread) means /healthz stops answering when the loop is stuck, which is what a probe is for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, Protocol
+
+import anyio
+import structlog
+from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from . import metrics
+from .health import Pingable, TickHealth, readiness
+from .ports import WorkspaceState
+
+log = structlog.get_logger(__name__)
+
+_MAX_HEAD = 8192
+_READ_SECONDS = 5.0
+Response = tuple[int, str, bytes]
+
+
+class OpsStore(Pingable, Protocol):
+    async def workspace_states(self) -> list[WorkspaceState]: ...
+
+
+@dataclass
+class OpsEndpoint:
+    """What the three routes need; `tenants` maps workspace key -> tenant label (live)."""
+
+    store: OpsStore
+    health: TickHealth
+    tenants: Callable[[], Mapping[str, str]]
+
+    async def route(self, method: str, path: str) -> Response:
+        if method != "GET":
+            return _json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "GET only"})
+        handler = self._routes().get(path.split("?", 1)[0])
+        if handler is None:
+            return _json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+        return await handler()
+
+    def _routes(self) -> dict[str, Callable[[], Awaitable[Response]]]:
+        return {"/healthz": self.healthz, "/readyz": self.readyz, "/metrics": self.metrics}
+
+    async def healthz(self) -> Response:
+        return _json(HTTPStatus.OK, {"status": "alive"})
+
+    async def readyz(self) -> Response:
+        ready, body = await readiness(self.store, self.health)
+        return _json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, body)
+
+    async def metrics(self) -> Response:
+        try:
+            states = await self.store.workspace_states()
+        except Exception as exc:  # still serve the counters; the stored-state gauges wait
+            log.warning("metrics: store unreachable", error=type(exc).__name__)
+        else:
+            metrics.refresh_state(states, self.tenants(), datetime.now(UTC))
+        return HTTPStatus.OK, CONTENT_TYPE_LATEST, metrics.render()
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """'127.0.0.1:9464', '[::1]:9464' or ':9464' (every interface) -> (host, port)."""
+    host, _, port = listen.rpartition(":")
+    # ':port' is an explicit choice to listen on every interface (e.g. in a container).
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+async def serve(
+    endpoint: OpsEndpoint,
+    listen: str,
+    *,
+    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until cancelled; reports the bound port (useful with port 0) once listening."""
+    host, port = split_listen(listen)
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    bound = listener.extra(SocketAttribute.local_port)
+    log.info("ops listener started", listen=f"{host}:{bound}")
+    task_status.started(bound)
+
+    async def handle(stream: SocketStream) -> None:
+        async with stream:
+            with anyio.move_on_after(_READ_SECONDS):
+                await _answer(endpoint, stream)
+
+    async with listener:
+        await listener.serve(handle)
+
+
+async def _answer(endpoint: OpsEndpoint, stream: SocketStream) -> None:
+    head = await _read_head(stream)
+    parts = head.split(b"\r\n", 1)[0].split() if head else []
+    if len(parts) != 3:
+        status, ctype, body = _json(HTTPStatus.BAD_REQUEST, {"error": "bad request"})
+    else:
+        status, ctype, body = await endpoint.route(parts[0].decode("latin-1"), parts[1].decode())
+    reason = HTTPStatus(status).phrase
+    header = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    await stream.send(header.encode("latin-1") + body)
+
+
+async def _read_head(stream: SocketStream) -> bytes | None:
+    buffer = b""
+    while b"\r\n\r\n" not in buffer and len(buffer) < _MAX_HEAD:
+        try:
+            buffer += await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            return None
+    return buffer
+
+
+def _json(status: int, body: Any) -> Response:
+    return status, "application/json", json.dumps(body).encode()

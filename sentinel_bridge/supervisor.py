@@ -1,0 +1,202 @@
+"""The daemon's main loop and its workspace loops.
+
+- one steady-interval loop per enabled workspace; loops are started and stopped live, so a
+  reload adds, removes, enables or disables tenants without a restart. A stopped loop finishes
+  the tick it is in (nothing in flight is lost); its successor for the same workspace waits for
+  it, so two ticks never run on one workspace at once.
+- the main loop tells systemd READY=1 once loops run, WATCHDOG=1 + STATUS=<summary> every half
+  watchdog period, STOPPING=1 at the end. It runs on the same event loop as the work, so a
+  blocked loop stops the pings and systemd restarts the process.
+- the optional ops listener (/healthz, /readyz, /metrics) and the SIGHUP reload watcher.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+
+from .config import Settings
+from .health import TickHealth
+from .model import Workspace
+from .ops_http import OpsEndpoint, OpsStore, serve
+from .reload import reload_settings
+from .systemd_notify import Notifier
+
+log = structlog.get_logger(__name__)
+
+# STATUS= refresh when no watchdog is armed; the summary is for `systemctl status` readers.
+_STATUS_SECONDS = 15.0
+# Loops started together are spread over this many seconds per loop (at most one interval):
+# hundreds of tenants ticking in the same instant every poll would queue behind each other
+# and add the whole burst to the delivery latency of the last ones.
+_STAGGER_PER_LOOP = 0.05
+
+
+class DaemonStore(OpsStore, Protocol):
+    async def outbox_depth(self) -> int: ...
+
+
+class Ticker(Protocol):
+    async def tick(self, workspace: Workspace) -> bool: ...
+
+
+@dataclass
+class _Loop:
+    workspace: Workspace
+    stop: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+
+class WorkspaceLoops:
+    """The running workspace loops, keyed by workspace key."""
+
+    def __init__(self, ticker: Ticker, interval: float, group: TaskGroup) -> None:
+        self._ticker = ticker
+        self._interval = interval
+        self._group = group
+        self._loops: dict[str, _Loop] = {}
+        self._retiring: list[_Loop] = []
+
+    @property
+    def workspaces(self) -> list[Workspace]:
+        return [loop.workspace for loop in self._loops.values()]
+
+    def reconcile(self, workspaces: list[Workspace]) -> tuple[list[str], list[str]]:
+        """Run exactly `workspaces`; returns (started, stopped) tenant labels."""
+        wanted = {workspace.key: workspace for workspace in workspaces}
+        stopped = [key for key, loop in self._loops.items() if wanted.get(key) != loop.workspace]
+        predecessors = {key: self._retire(key) for key in stopped}
+        started = [w for key, w in wanted.items() if key not in self._loops]
+        spread = min(self._interval, _STAGGER_PER_LOOP * len(started))
+        for index, workspace in enumerate(started):
+            delay = spread * index / len(started)
+            self._start(workspace, predecessors.get(workspace.key), delay)
+        return [w.tenant for w in started], [p.workspace.tenant for p in predecessors.values()]
+
+    async def stop_all(self, grace_seconds: float) -> bool:
+        """Ask every loop to stop; True if all finished their tick within the grace period."""
+        for key in list(self._loops):
+            self._retire(key)
+        with anyio.move_on_after(grace_seconds):
+            for loop in self._retiring:
+                await loop.done.wait()
+            return True
+        return False
+
+    def _retire(self, key: str) -> _Loop:
+        loop = self._loops.pop(key)
+        loop.stop.set()
+        self._retiring = [old for old in self._retiring if not old.done.is_set()] + [loop]
+        return loop
+
+    def _start(self, workspace: Workspace, predecessor: _Loop | None, delay: float) -> None:
+        loop = _Loop(workspace)
+        self._loops[workspace.key] = loop
+        self._group.start_soon(self._run, loop, predecessor, delay)
+
+    async def _run(self, loop: _Loop, predecessor: _Loop | None, delay: float) -> None:
+        """Tick on a steady interval: the time a tick took is subtracted from the wait."""
+        try:
+            if predecessor is not None:
+                await predecessor.done.wait()
+            with anyio.move_on_after(delay):
+                await loop.stop.wait()
+            while not loop.stop.is_set():
+                started = time.monotonic()
+                await self._ticker.tick(loop.workspace)
+                with anyio.move_on_after(max(0.0, self._interval - (time.monotonic() - started))):
+                    await loop.stop.wait()
+        finally:
+            loop.done.set()
+
+
+class Daemon:
+    """Workspace loops, ops listener, reload and systemd notifications of one running bridge."""
+
+    def __init__(
+        self,
+        ticker: Ticker,
+        store: DaemonStore,
+        settings: Settings,
+        group: TaskGroup,
+        workspaces_of: Callable[[Settings], list[Workspace]],
+        health: TickHealth,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.health = health
+        self._store = store
+        self._group = group
+        self._workspaces_of = workspaces_of
+        self.notifier = notifier or Notifier()
+        self.loops = WorkspaceLoops(ticker, settings.sync.poll_interval_seconds, group)
+
+    def tenants_by_key(self) -> Mapping[str, str]:
+        return {workspace.key: workspace.tenant for workspace in self.loops.workspaces}
+
+    async def start(self, load: Callable[[], Settings] | None = None) -> None:
+        """Start the loops, the ops listener (if configured) and the SIGHUP watcher."""
+        self.apply(self.settings)
+        listen = self.settings.observability.listen
+        if listen:
+            endpoint = OpsEndpoint(self._store, self.health, self.tenants_by_key)
+            await self._group.start(serve, endpoint, listen)
+        if load is not None:
+            self._group.start_soon(self._watch_reload, load)
+
+    def apply(self, settings: Settings) -> None:
+        """Run the tenants `settings` enable (at start and after a reload)."""
+        self.settings = settings
+        workspaces = self._workspaces_of(settings)
+        self.health.expect(workspace.tenant for workspace in workspaces)
+        started, stopped = self.loops.reconcile(workspaces)
+        if started or stopped:
+            log.info("tenants updated", started=sorted(started), stopped=sorted(stopped))
+
+    def reload(self, load: Callable[[], Settings]) -> bool:
+        """Re-read the config; an invalid one is logged and the running one stays."""
+        new = reload_settings(self.settings, load)
+        if new is None:
+            return False
+        self.apply(new)
+        return True
+
+    async def main_loop(self, stopping: anyio.Event) -> None:
+        """READY, then WATCHDOG + STATUS on a steady period until `stopping` is set."""
+        watchdog = self.notifier.watchdog_seconds
+        period = watchdog / 2 if watchdog else _STATUS_SECONDS
+        self.notifier.ready(await self.status_line(period))
+        while not stopping.is_set():
+            with anyio.move_on_after(period):
+                await stopping.wait()
+            if not stopping.is_set():
+                self.notifier.watchdog(await self.status_line(period))
+        self.notifier.stopping()
+
+    async def status_line(self, budget: float) -> str:
+        """One line for `systemctl status`; the outbox count gives up rather than stall."""
+        depth = "?"
+        with anyio.move_on_after(max(0.1, budget / 2)):
+            try:
+                depth = str(await self._store.outbox_depth())
+            except Exception:  # the summary must not take the main loop down
+                depth = "unreachable"
+        tenants = len(self.health.tenants)
+        current = tenants - len(self.health.stale())
+        return (
+            f"{tenants} tenants, {current} ticked OK lately, "
+            f"{self.health.failing()} failing, outbox {depth}"
+        )
+
+    async def _watch_reload(self, load: Callable[[], Settings]) -> None:
+        with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                log.info("reloading configuration", signal="SIGHUP")
+                self.reload(load)

@@ -1,0 +1,152 @@
+"""The ops listener over a real TCP socket: /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import httpx
+import pytest
+
+from sentinel_bridge import metrics
+from sentinel_bridge.health import TickHealth, record_tick
+from sentinel_bridge.ops_http import OpsEndpoint, serve, split_listen
+from sentinel_bridge.ports import WorkspaceState
+from sentinel_bridge.sync.forward import TickReport
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.up = True
+        self.states: list[WorkspaceState] = []
+
+    async def ping(self) -> None:
+        if not self.up:
+            raise ConnectionRefusedError("down")
+
+    async def workspace_states(self) -> list[WorkspaceState]:
+        if not self.up:
+            raise ConnectionRefusedError("down")
+        return self.states
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@asynccontextmanager
+async def listening(endpoint: OpsEndpoint) -> AsyncIterator[httpx.AsyncClient]:
+    async with anyio.create_task_group() as group:
+        port = await group.start(serve, endpoint, "127.0.0.1:0")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            yield client
+        group.cancel_scope.cancel()
+
+
+def endpoint_with(store: FakeStore, clock: Clock, tenants: list[str]) -> OpsEndpoint:
+    health = TickHealth(poll_interval=10.0, clock=clock)
+    health.expect(tenants)
+    return OpsEndpoint(store, health, lambda: {"sub/rg/law-a": "alpha", "sub/rg/law-b": "beta"})
+
+
+async def test_healthz_answers_while_the_loop_runs() -> None:
+    """/healthz is 200 with a JSON body as long as the process serves."""
+    async with listening(endpoint_with(FakeStore(), Clock(), ["alpha"])) as client:
+        response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+
+
+async def test_readyz_names_tenants_without_a_recent_successful_tick() -> None:
+    """/readyz is 503 naming stale tenants, then 200 once every tenant ticked within 3 polls."""
+    clock = Clock()
+    endpoint = endpoint_with(FakeStore(), clock, ["alpha", "beta"])
+    async with listening(endpoint) as client:
+        before = await client.get("/readyz")
+        record_tick(endpoint.health, "alpha", TickReport(fetched=1))
+        record_tick(endpoint.health, "beta", None)
+        partial = await client.get("/readyz")
+        record_tick(endpoint.health, "beta", TickReport())
+        ready = await client.get("/readyz")
+        clock.now += 31.0  # more than 3 poll intervals without a success
+        late = await client.get("/readyz")
+    assert before.status_code == 503
+    assert before.json()["stale_tenants"] == ["alpha", "beta"]
+    assert partial.json()["stale_tenants"] == ["beta"]
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert late.status_code == 503 and late.json()["stale_tenants"] == ["alpha", "beta"]
+
+
+async def test_readyz_fails_when_the_store_is_unreachable() -> None:
+    """A store that does not answer makes the bridge not ready, whatever the tenants did."""
+    store = FakeStore()
+    endpoint = endpoint_with(store, Clock(), ["alpha"])
+    record_tick(endpoint.health, "alpha", TickReport())
+    store.up = False
+    async with listening(endpoint) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["store"] == "unreachable: ConnectionRefusedError"
+
+
+async def test_metrics_serve_counters_and_stored_state_in_prometheus_format() -> None:
+    """/metrics carries per-tenant counters, outbox depth, parked items and checkpoint lag."""
+    store = FakeStore()
+    now = datetime.now(UTC)
+    store.states = [
+        WorkspaceState("sub/rg/law-a", now - timedelta(seconds=90), now, None, now, 3, 1),
+        WorkspaceState("sub/rg/gone", now, now, None, now, 2, 0),  # no longer configured
+    ]
+    endpoint = endpoint_with(store, Clock(), ["alpha"])
+    record_tick(endpoint.health, "alpha", TickReport(fetched=7, enqueued=5, parked=1))
+    metrics.observe_arm("alpha", "reads", 429, 0.02)
+    metrics.CHANGES_APPLIED.labels(tenant="alpha").inc()
+    async with listening(endpoint) as client:
+        response = await client.get("/metrics")
+    text = response.text
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert 'sentinel_bridge_incidents_fetched_total{tenant="alpha"}' in text
+    assert 'sentinel_bridge_arm_requests_total{kind="reads",status="429",tenant="alpha"}' in text
+    assert 'sentinel_bridge_arm_throttled_total{kind="reads",tenant="alpha"}' in text
+    assert "sentinel_bridge_arm_request_duration_seconds_bucket" in text
+    assert 'sentinel_bridge_changes_applied_total{tenant="alpha"}' in text
+    assert "sentinel_bridge_outbox_depth 5.0" in text
+    assert 'sentinel_bridge_parked_open{tenant="alpha"} 1.0' in text
+    lag = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('sentinel_bridge_checkpoint_lag_seconds{tenant="alpha"}')
+    )
+    assert 89 <= float(lag.split()[-1]) <= 120
+    assert 'tenant="gone"' not in text
+
+
+async def test_unknown_paths_methods_and_garbage_get_clear_errors() -> None:
+    """404 for unknown paths, 405 for anything but GET, 400 for a malformed request."""
+    async with listening(endpoint_with(FakeStore(), Clock(), [])) as client:
+        missing = await client.get("/nope")
+        post = await client.post("/metrics")
+        port = client.base_url.port
+        assert port is not None
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(b"garbage\r\n\r\n")
+            raw = await stream.receive()
+    assert missing.status_code == 404
+    assert post.status_code == 405
+    assert raw.startswith(b"HTTP/1.1 400 ")
+
+
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [("127.0.0.1:9464", ("127.0.0.1", 9464)), ("[::1]:80", ("::1", 80)), (":9", ("0.0.0.0", 9))],
+)
+def test_listen_addresses_split_into_host_and_port(listen: str, expected: tuple[str, int]) -> None:
+    """IPv4, bracketed IPv6 and the every-interface ':port' form are understood."""
+    assert split_listen(listen) == expected

@@ -1,0 +1,151 @@
+"""Live reload: tenants are added, removed, enabled and disabled without a restart; in-flight
+ticks finish; an invalid new config is rejected and the running one stays."""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+from pathlib import Path
+
+import anyio
+from structlog.testing import capture_logs
+
+from sentinel_bridge.app import workspaces_of
+from sentinel_bridge.config import load_settings
+from sentinel_bridge.health import TickHealth
+from sentinel_bridge.model import Workspace
+from sentinel_bridge.supervisor import Daemon
+from sentinel_bridge.systemd_notify import Notifier
+
+CLIENT = str(uuid.uuid4())
+
+
+def tenant(name: str, enabled: bool = True) -> str:
+    return f"""
+[[tenants]]
+name = "{name}"
+tenant_id = "{uuid.uuid5(uuid.NAMESPACE_DNS, name)}"
+subscription_id = "{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
+resource_group = "rg"
+workspace_name = "law-{name}"
+enabled = {"true" if enabled else "false"}
+"""
+
+
+def write(path: Path, *tenants: str) -> None:
+    path.write_text(
+        f"""
+[azure]
+client_id = "{CLIENT}"
+client_secret = "not-used"
+[queue]
+url = "https://queue.example"
+token = "not-used"
+[sync]
+poll_interval_seconds = 0.05
+"""
+        + "".join(tenants),
+        encoding="utf-8",
+    )
+
+
+class Ticker:
+    """Records ticks; a tick of a tenant in `hold` waits until released."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.hold: set[str] = set()
+        self.release = anyio.Event()
+
+    async def tick(self, workspace: Workspace) -> bool:
+        self.started.append(workspace.tenant)
+        if workspace.tenant in self.hold:
+            await self.release.wait()
+        self.finished.append(workspace.tenant)
+        return True
+
+
+class Store:
+    async def ping(self) -> None:
+        return None
+
+    async def workspace_states(self) -> list[object]:
+        return []
+
+    async def outbox_depth(self) -> int:
+        return 0
+
+
+def running(daemon: Daemon) -> set[str]:
+    return {workspace.tenant for workspace in daemon.loops.workspaces}
+
+
+async def test_reload_adds_removes_enables_and_disables_tenants(tmp_path: Path) -> None:
+    """The loops follow the new config; a removed tenant's in-flight tick still finishes."""
+    config = tmp_path / "config.toml"
+    write(config, tenant("alpha"), tenant("beta"), tenant("gamma", enabled=False))
+    load = partial(load_settings, config)
+    ticker = Ticker()
+    ticker.hold.add("beta")
+    async with anyio.create_task_group() as group:
+        daemon = Daemon(ticker, Store(), load(), group, workspaces_of, TickHealth(0.05),
+                        Notifier({}))  # fmt: skip
+        await daemon.start()
+        await anyio.sleep(0.2)
+        assert running(daemon) == {"alpha", "beta"} and "beta" not in ticker.finished
+        write(config, tenant("alpha"), tenant("gamma"), tenant("delta"))
+        assert daemon.reload(load)
+        assert running(daemon) == {"alpha", "gamma", "delta"}
+        assert daemon.health.tenants == {"alpha", "gamma", "delta"}
+        ticker.release.set()
+        await anyio.sleep(0.2)
+        beta_ticks = ticker.started.count("beta")
+        await anyio.sleep(0.2)
+        await daemon.loops.stop_all(1.0)
+        group.cancel_scope.cancel()
+    assert "beta" in ticker.finished  # the in-flight tick was not cut off
+    assert ticker.started.count("beta") == beta_ticks == 1
+    assert {"gamma", "delta"} <= set(ticker.finished)
+
+
+async def test_an_invalid_new_config_is_rejected_and_the_running_one_stays(
+    tmp_path: Path,
+) -> None:
+    """A broken file is logged with file, key and reason; the same tenants keep running."""
+    config = tmp_path / "config.toml"
+    write(config, tenant("alpha"))
+    load = partial(load_settings, config)
+    async with anyio.create_task_group() as group:
+        daemon = Daemon(Ticker(), Store(), load(), group, workspaces_of, TickHealth(0.05),
+                        Notifier({}))  # fmt: skip
+        await daemon.start()
+        write(config, tenant("alpha"), tenant("beta").replace('rg"', '"'))
+        with capture_logs() as logs:
+            assert not daemon.reload(load)
+        assert running(daemon) == {"alpha"}
+        await daemon.loops.stop_all(1.0)
+        group.cancel_scope.cancel()
+    [event] = [e for e in logs if e["log_level"] == "error"]
+    assert event["event"] == "configuration reload rejected; the running configuration stays"
+    [problem] = event["problems"]
+    assert problem.startswith(f"{config}: tenants[1].resource_group: ")
+
+
+async def test_changes_outside_tenants_are_reported_as_needing_a_restart(tmp_path: Path) -> None:
+    """A changed [sync] section is named in a warning and not half-applied."""
+    config = tmp_path / "config.toml"
+    write(config, tenant("alpha"))
+    load = partial(load_settings, config)
+    async with anyio.create_task_group() as group:
+        daemon = Daemon(Ticker(), Store(), load(), group, workspaces_of, TickHealth(0.05),
+                        Notifier({}))  # fmt: skip
+        await daemon.start()
+        config.write_text(config.read_text().replace("0.05", "0.07"), encoding="utf-8")
+        with capture_logs() as logs:
+            assert daemon.reload(load)
+        await daemon.loops.stop_all(1.0)
+        group.cancel_scope.cancel()
+    assert daemon.settings.sync.poll_interval_seconds == 0.05
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["sections"] == ["sync"]
