@@ -1,5 +1,5 @@
-"""`sentinel-bridge demo`: the emulator with a few customer tenants, the bridge on SQLite, and
-a live feed of incidents arriving in the central queue.
+"""`sentinel-bridge demo`: the emulator with a few customer tenants, the bridge on SQLite,
+simulated analysts in the central queue, and a live per-tenant view.
 
 Incidents keep appearing (some out of order, some with enum values Sentinel may add one day)
 and some are modified later; at the end the demo checks that every incident reached the queue
@@ -12,6 +12,7 @@ import random
 import secrets
 import signal
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,8 +23,11 @@ import anyio
 
 from .app import run_forever
 from .config import Settings
+from .demo_analysts import Analysts
+from .demo_view import Screen, progress, render, tenant_line
 from .emulator import EmulatedWorkspace, Emulator, EmulatorOptions
 from .emulator.audit import audit
+from .status import StoreMissing, collect
 
 _TITLES = [
     "Suspicious sign-in from an unfamiliar location",
@@ -44,6 +48,10 @@ class DemoState:
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     created: int = 0
     modified: int = 0
+    analysts: Analysts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.analysts = Analysts(self.emulator, self.workspaces)
 
 
 def _out(line: str) -> None:
@@ -94,7 +102,12 @@ def demo_settings(emulator: Emulator, endpoints: Any, workspaces: list[Any], db:
             "token": options.queue_token,
             "ca_bundle": str(endpoints.ca_path),
         },
-        sync={"poll_interval_seconds": 2, "lookback_seconds": 30, "shutdown_grace_seconds": 5},
+        sync={
+            "poll_interval_seconds": 2,
+            "reverse_interval_seconds": 2,
+            "lookback_seconds": 30,
+            "shutdown_grace_seconds": 5,
+        },
         tenants=[
             {
                 "name": _customer(i),
@@ -124,7 +137,12 @@ def create_incident(state: DemoState) -> None:
 
 def modify_incident(state: DemoState) -> None:
     workspace = state.rng.choice(state.workspaces)
-    incidents = state.emulator.sentinel.incidents(workspace)
+    # Incidents an analyst acted on are left alone, so that the demo can check the action.
+    incidents = [
+        incident
+        for incident in state.emulator.sentinel.incidents(workspace)
+        if incident["id"] not in state.analysts.touched
+    ]
     if not incidents:
         return
     chosen = state.rng.choice(incidents)
@@ -141,34 +159,39 @@ async def generate(state: DemoState, stop: anyio.Event) -> None:
         create_incident(state)
         if state.rng.random() < 0.3:
             modify_incident(state)
+        if state.rng.random() < 0.4:
+            state.analysts.act()
 
 
-async def show_arrivals(state: DemoState) -> None:
-    seen = 0
+async def show_live(state: DemoState, settings: Settings, duration: float) -> None:
+    """Redraw the per-tenant view every second until cancelled."""
+    screen, started = Screen(), time.monotonic()
+    names = {tenant.workspace_name: tenant.name for tenant in settings.tenants}
     while True:
-        log = state.emulator.queue.put_log
-        for record in log[seen:]:
-            _out(_arrival_line(state, record))
-        seen = len(log)
-        await anyio.sleep(0.25)
-
-
-def _arrival_line(state: DemoState, record: Any) -> str:
-    body = state.emulator.queue.alerts.get(record.alert_id, {})
-    source = body.get("source", {})
-    kind = {201: "new    ", 200: "update ", 409: "stale  "}.get(record.status, str(record.status))
-    return (
-        f"  queue <- {kind} {source.get('workspace', '?'):<16} "
-        f"#{body.get('incident_number', '?'):<5} {body.get('severity', '?'):<13} "
-        f"{body.get('title', '')[:60]}"
-    )
+        try:
+            rows = {row.workspace: row for row in await collect(settings)}
+        except StoreMissing:
+            rows = {}
+        lines = [
+            tenant_line(state.emulator, ws, names[ws.workspace_name], state.analysts,
+                        rows.get(ws.workspace_name))
+            for ws in state.workspaces
+        ]  # fmt: skip
+        header = f"sentinel-bridge demo  {progress(time.monotonic() - started, duration)}"
+        screen.show(render(lines, header))
+        await anyio.sleep(1.0)
 
 
 async def _caught_up(state: DemoState, limit_seconds: float) -> None:
     with anyio.move_on_after(limit_seconds):
         # Polls the emulator's state: nothing there signals "caught up" by itself.
-        while not audit(state.emulator, state.workspaces).ok:  # noqa: ASYNC110
+        while not _consistent(state):  # noqa: ASYNC110
             await anyio.sleep(0.5)
+
+
+def _consistent(state: DemoState) -> bool:
+    mirrored, taken = state.analysts.mirrored()
+    return mirrored == taken and audit(state.emulator, state.workspaces).ok
 
 
 def fresh_database(state_dir: Path) -> Path:
@@ -196,7 +219,7 @@ async def _run_with(state: DemoState, settings: Settings, duration: float) -> No
     stop_generating, stop_bridge = anyio.Event(), anyio.Event()
     async with anyio.create_task_group() as group:
         group.start_soon(generate, state, stop_generating)
-        group.start_soon(show_arrivals, state)
+        group.start_soon(show_live, state, settings, duration)
         group.start_soon(run_forever, settings, stop_bridge)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             with anyio.move_on_after(duration if duration > 0 else float("inf")):
@@ -212,14 +235,17 @@ async def _run_with(state: DemoState, settings: Settings, duration: float) -> No
 
 def _report(state: DemoState) -> int:
     result = audit(state.emulator, state.workspaces)
+    mirrored, taken = state.analysts.mirrored()
     _out(
         f"summary: {result.incidents} incidents in {len(state.workspaces)} workspaces "
         f"({state.created} created, {state.modified} modified), "
         f"{result.alerts} alerts in the queue, "
-        f"{len(result.missing_or_behind)} missing or behind, {len(result.duplicated)} duplicated"
+        f"{len(result.missing_or_behind)} missing or behind, {len(result.duplicated)} duplicated; "
+        f"analyst actions mirrored to Sentinel: {mirrored}/{taken}"
     )
+    ok = result.ok and mirrored == taken
     print(
-        "demo OK" if result.ok else "demo FAILED: something was lost or duplicated",
+        "demo OK" if ok else "demo FAILED: something was lost or duplicated",
         file=sys.stderr,
     )
-    return 0 if result.ok else 1
+    return 0 if ok else 1

@@ -68,7 +68,10 @@ class _Operations:
 
     async def put(self, call: Call) -> Response:
         body = await _body(call)
-        writable = writable_properties(body)
+        with self.lock:
+            existing = call.incidents.get(call.incident)
+            current = dict(existing.props) if existing is not None else None
+        writable = writable_properties(body, current)
         with self.lock:
             record, created = put_incident(
                 call.incidents, call.incident, writable, body.get("etag")

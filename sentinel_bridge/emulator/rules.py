@@ -39,13 +39,16 @@ def bad_request(message: str) -> Rejected:
     return Rejected(400, "BadRequest", message)
 
 
-def writable_properties(body: Any) -> JsonObject:
-    """Validate a PUT body and return the writable properties it sets."""
+def writable_properties(body: Any, current: Mapping[str, Any] | None = None) -> JsonObject:
+    """Validate a PUT body and return the writable properties it sets.
+
+    `current` holds the incident's properties before the PUT, if it exists.
+    """
     if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
         raise bad_request("The request body must be an incident with a 'properties' object.")
     props: Mapping[str, Any] = body["properties"]
     _check_required(props)
-    _check_enums(props)
+    _check_enums(props, current or {})
     _check_classification(props)
     out: JsonObject = {key: props[key] for key in ("title", "severity", "status")}
     for key in (*_OPTIONAL_TEXT, *CLASSIFICATION_KEYS):
@@ -65,10 +68,13 @@ def _check_required(props: Mapping[str, Any]) -> None:
         raise bad_request("The 'labels' property must be an array.")
 
 
-def _check_enums(props: Mapping[str, Any]) -> None:
-    if props["severity"] not in SEVERITIES:
-        raise bad_request(f"The severity '{props['severity']}' is not valid.")
-    if props["status"] not in STATUSES:
+def _check_enums(props: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    # A value the service gave the incident itself (an enum member newer than this API
+    # version, say severity "Critical") is accepted back unchanged; others are refused.
+    severity = props["severity"]
+    if severity not in SEVERITIES and severity != current.get("severity"):
+        raise bad_request(f"The severity '{severity}' is not valid.")
+    if props["status"] not in STATUSES and props["status"] != current.get("status"):
         raise bad_request(f"The status '{props['status']}' is not valid.")
 
 

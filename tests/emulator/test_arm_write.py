@@ -146,3 +146,15 @@ async def test_alerts_and_entities_are_post_actions(arm: Arm, emu: Emulator) -> 
     assert len(alerts["value"]) == 2
     assert alerts["value"][0]["kind"] == "SecurityAlert"
     assert entities["metaData"] == [{"count": 1, "entityKind": "Account"}]
+
+
+async def test_put_accepts_back_an_unknown_severity_the_service_set(
+    arm: Arm, emu: Emulator
+) -> None:
+    """An enum value the service itself gave the incident is accepted back; another is 400."""
+    incident = emu.sentinel.create_incident(WS_A, severity="Critical")
+    url = arm.url(WS_A, f"/{incident['name']}")
+    closed = await arm.put(url, _put_body(incident, status="Active"))
+    assert closed.status_code == 200, closed.text
+    other = await arm.put(url, _put_body(closed.json(), severity="Catastrophic"))
+    assert other.status_code == 400
