@@ -138,6 +138,7 @@ class LedgerEntry:
     alert_id: str
     revision: datetime
     fingerprint: str
+    comments_count: int | None = None  # None: not known, so comments must be looked at
 
 
 @dataclass(frozen=True, slots=True)

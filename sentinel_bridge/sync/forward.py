@@ -239,6 +239,7 @@ def _ledger_entry(workspace: Workspace, incident: Incident) -> LedgerEntry:
         alert_id=incident.alert_id,
         revision=incident.last_modified_at,
         fingerprint=fingerprint(incident),
+        comments_count=comments_count(incident),
     )
 
 
@@ -254,6 +255,14 @@ def _refreshed(
         if verdict is Verdict.UNCHANGED and entry and incident.last_modified_at > entry.revision:
             rows.append(_ledger_entry(workspace, incident))
     return rows
+
+
+def comments_count(incident: Incident) -> int | None:
+    """additionalData.commentsCount, or None when Sentinel did not say."""
+    properties = incident.raw.get("properties")
+    extra = properties.get("additionalData") if isinstance(properties, dict) else None
+    count = extra.get("commentsCount") if isinstance(extra, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 def _park_incident(workspace: Workspace, incident: Incident, reason: str) -> ParkedItem:

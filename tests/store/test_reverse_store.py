@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sentinel_bridge.adapters.store import writes
@@ -80,3 +82,19 @@ async def test_targets_come_from_the_ledger(store: SqlStore) -> None:
     found = await reverse(store).targets([known.alert_id, "unknown"])
     assert list(found) == [known.alert_id]
     assert (found[known.alert_id].workspace_key, found[known.alert_id].arm_id) == (WS, known.arm_id)
+
+
+async def test_incidents_without_comments_are_never_swept(store: SqlStore) -> None:
+    """A ledger row saying Sentinel counts 0 comments is not due; unknown or more are."""
+    state = reverse(store)
+    counts = {1: 0, 2: 3, 3: None}
+    entries = tuple(
+        dataclasses.replace(ledger_entry(n, at(0)), comments_count=count)
+        for n, count in counts.items()
+    )
+    commit = dataclasses.replace(page(), ledger=entries)
+    await store.commit_page(commit)
+    due = {t.alert_id for t in await state.sweep_due(WS, 10)}
+    assert due == {entries[1].alert_id, entries[2].alert_id}
+    stored = await store.ledger(WS, [e.arm_id for e in entries])
+    assert [stored[e.arm_id].comments_count for e in entries] == [0, 3, None]

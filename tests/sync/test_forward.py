@@ -169,3 +169,13 @@ async def test_failed_enrichment_leaves_the_page_uncommitted(store: SqlStore) ->
         await forward(source, store).tick(WORKSPACE)
     assert await store.checkpoint(WORKSPACE.key) == at(9000)
     assert len(await outbox_ids(store)) == 1
+
+
+async def test_ledger_records_sentinels_comment_count(store: SqlStore) -> None:
+    """The ledger keeps additionalData.commentsCount, so comment mirroring can skip zeros."""
+    source = ScriptedSource()
+    with_comments = incident(name="a", modified=at(9000), additionalData={"commentsCount": 2})
+    source.put(with_comments, incident(name="b", modified=at(9100)))
+    await forward(source, store).tick(WORKSPACE)
+    rows = await store.ledger(WORKSPACE.key, [with_comments.arm_id.lower()])
+    assert rows[with_comments.arm_id.lower()].comments_count == 2

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import anyio
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 # Execution option naming how a SQLite transaction begins; see `writer()`.
 _BEGIN = "sentinel_bridge_begin"
@@ -47,6 +51,35 @@ def writer(engine: AsyncEngine) -> AsyncEngine:
     if not is_sqlite(engine):
         return engine
     return engine.execution_options(**{_BEGIN: "IMMEDIATE"})
+
+
+class WriteGate:
+    """Write transactions on one engine, one at a time within this process on SQLite.
+
+    SQLite has one writer at a time. Queueing this process's writers here, in FIFO order,
+    keeps them out of SQLite's busy handler, whose sleeps (up to 100 ms each) would otherwise
+    throttle delivery; BEGIN IMMEDIATE still guards against other processes on the same file.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._writer = writer(engine)
+        self._lock: anyio.Lock | None = anyio.Lock() if is_sqlite(engine) else None
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self._lock or nullcontext(), self._writer.begin() as conn:
+            yield conn
+
+
+_GATES: weakref.WeakKeyDictionary[Engine, WriteGate] = weakref.WeakKeyDictionary()
+
+
+def write_gate(engine: AsyncEngine) -> WriteGate:
+    """The one gate of `engine`: every store object on the same engine shares it."""
+    gate = _GATES.get(engine.sync_engine)
+    if gate is None:
+        gate = _GATES[engine.sync_engine] = WriteGate(engine)
+    return gate
 
 
 def _make_parent_dir(url: URL) -> None:

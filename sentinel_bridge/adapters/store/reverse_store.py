@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ...model import AlertTarget, JournalEntry, WrittenItem
-from .engine import is_sqlite, writer
+from .engine import is_sqlite, write_gate
 from .tables import change_cursors, change_journal, comment_sweeps, ledger, outbox, written
 from .writes import clean_text
 
@@ -33,7 +33,7 @@ class ReverseSqlStore:
 
     def __init__(self, engine: AsyncEngine, *, clock: Clock = _utc_now) -> None:
         self._engine = engine
-        self._writer = writer(engine)
+        self._writes = write_gate(engine)
         self._insert = sqlite.insert if is_sqlite(engine) else postgresql.insert
         self._clock = clock
 
@@ -51,7 +51,7 @@ class ReverseSqlStore:
             index_elements=[change_cursors.c.queue_key],
             set_={"cursor": stmt.excluded.cursor, "updated_at": stmt.excluded.updated_at},
         )
-        async with self._writer.begin() as conn:
+        async with self._writes.begin() as conn:
             await conn.execute(stmt)
 
     async def targets(self, alert_ids: Sequence[str]) -> Mapping[str, AlertTarget]:
@@ -93,7 +93,7 @@ class ReverseSqlStore:
                 "updated_at": new.updated_at,
             },
         )
-        async with self._writer.begin() as conn:
+        async with self._writes.begin() as conn:
             await conn.execute(stmt)
             await self._upsert_written(conn, written_items, now)
 
@@ -116,7 +116,7 @@ class ReverseSqlStore:
             return set(await conn.scalars(query))
 
     async def record_written(self, items: Sequence[WrittenItem]) -> None:
-        async with self._writer.begin() as conn:
+        async with self._writes.begin() as conn:
             await self._upsert_written(conn, items, self._clock())
 
     async def sweep_due(self, workspace_key: str, limit: int) -> list[AlertTarget]:
@@ -127,6 +127,8 @@ class ReverseSqlStore:
             .where(
                 ledger.c.workspace_key == workspace_key,
                 sa.or_(swept.is_(None), ledger.c.revision > swept),
+                # Sentinel counts an incident's comments: none means nothing to list.
+                sa.or_(ledger.c.comments_count.is_(None), ledger.c.comments_count > 0),
                 # Not before the alert reached the queue: a comment needs its alert there.
                 ledger.c.alert_id.not_in(sa.select(outbox.c.alert_id)),
             )
@@ -146,7 +148,7 @@ class ReverseSqlStore:
             set_={"revision": stmt.excluded.revision, "updated_at": now},
             where=stmt.excluded.revision > comment_sweeps.c.revision,
         )
-        async with self._writer.begin() as conn:
+        async with self._writes.begin() as conn:
             await conn.execute(stmt)
 
     async def _upsert_written(self, conn: Any, items: Sequence[WrittenItem], now: datetime) -> None:

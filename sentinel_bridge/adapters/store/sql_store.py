@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import anyio
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -16,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ...model import LedgerEntry, OutboxItem, PageCommit, ParkedItem
 from ...ports import ClaimedItem, WorkspaceState
 from . import leases, writes
-from .engine import create_engine, is_sqlite, writer
+from .engine import create_engine, is_sqlite, write_gate
 from .tables import checkpoints, ledger, outbox, parked
 
 Clock = Callable[[], datetime]
@@ -38,16 +36,11 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine, *, clock: Clock = utc_now) -> None:
         self._engine = engine
-        self._writer = writer(engine)
+        self._writes = write_gate(engine)
         # Chosen once: both dialects' inserts offer the same on_conflict_do_update.
         self._insert: writes.InsertFn = sqlite.insert if is_sqlite(engine) else postgresql.insert
         self._clock = clock
         self.owner = uuid.uuid4().hex
-        # SQLite has one writer at a time. Queueing this process's writers here, in FIFO
-        # order, keeps them out of SQLite's busy handler, whose sleeps (up to 100 ms each)
-        # would otherwise throttle delivery; BEGIN IMMEDIATE still guards against other
-        # processes on the same file.
-        self._write_lock: anyio.Lock | None = anyio.Lock() if is_sqlite(engine) else None
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = utc_now) -> SqlStore:
@@ -57,12 +50,6 @@ class SqlStore:
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; on SQLite, one at a time within this process."""
-        async with self._write_lock or nullcontext(), self._writer.begin() as conn:
-            yield conn
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -100,7 +87,7 @@ class SqlStore:
     async def commit_page(self, commit: PageCommit) -> None:
         """Ledger upserts, outbox upserts, parked rows and checkpoint, in one transaction."""
         now = self._clock()
-        async with self._write() as conn:
+        async with self._writes.begin() as conn:
             await writes.upsert_ledger(conn, self._insert, commit.ledger, now)
             await writes.upsert_outbox(conn, self._insert, commit.outbox, now)
             await writes.insert_parked(conn, commit.parked, now)
@@ -110,7 +97,7 @@ class SqlStore:
                 )
 
     async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None:
-        async with self._write() as conn:
+        async with self._writes.begin() as conn:
             await writes.record_tick(conn, self._insert, workspace_key, at, error)
 
     # --- delivery -----------------------------------------------------------------------
@@ -123,7 +110,7 @@ class SqlStore:
             return []
         until = now + timedelta(seconds=lease_seconds)
         statement = leases.claim_statement(self.owner, limit, now, until)
-        async with self._write() as conn:
+        async with self._writes.begin() as conn:
             rows = list((await conn.execute(statement)).all())
         return leases.claimed_items(rows)
 
@@ -133,17 +120,17 @@ class SqlStore:
 
     async def mark_delivered_many(self, items: Sequence[OutboxItem]) -> None:
         """mark_delivered for several items, in one transaction."""
-        async with self._write() as conn:
+        async with self._writes.begin() as conn:
             for item in items:
                 await leases.delete_if_current(conn, self.owner, item)
 
     async def mark_failed(self, item: OutboxItem, error: str, retry_at: datetime) -> None:
         """Count a failed attempt, retry at `retry_at`, release the lease (`error` is clean)."""
-        async with self._write() as conn:
+        async with self._writes.begin() as conn:
             await leases.schedule_retry(conn, self.owner, item, writes.clean_text(error), retry_at)
 
     async def park(self, item: ParkedItem) -> None:
-        async with self._write() as conn:
+        async with self._writes.begin() as conn:
             await writes.insert_parked(conn, [item], self._clock())
 
     async def park_outbox(self, item: OutboxItem, reason: str) -> None:
@@ -160,7 +147,7 @@ class SqlStore:
             reason=reason,
             payload=item.body,
         )
-        async with self._write() as conn:
+        async with self._writes.begin() as conn:
             await writes.insert_parked(conn, [record], self._clock())
             await leases.delete_if_current(conn, self.owner, item)
 
@@ -230,6 +217,7 @@ def _ledger_entry(row: Any) -> LedgerEntry:
         alert_id=row.alert_id,
         revision=row.revision,
         fingerprint=row.fingerprint,
+        comments_count=row.comments_count,
     )
 
 

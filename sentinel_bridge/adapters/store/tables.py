@@ -87,6 +87,8 @@ ledger = sa.Table(
     sa.Column("revision", UtcDateTime(), nullable=False),
     sa.Column("fingerprint", sa.String(128), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # Sentinel's additionalData.commentsCount at `revision`; NULL: not known.
+    sa.Column("comments_count", sa.Integer(), nullable=True),
     sa.Index(None, "workspace_key", "arm_id", unique=True),
 )
 

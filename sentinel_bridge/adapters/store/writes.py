@@ -45,6 +45,7 @@ async def upsert_ledger(
             "arm_id": entry.arm_id.lower(),
             "revision": entry.revision,
             "fingerprint": entry.fingerprint,
+            "comments_count": entry.comments_count,
             "updated_at": now,
         }
         for entry in newest(entries, lambda entry: entry.alert_id)
@@ -55,7 +56,12 @@ async def upsert_ledger(
     new = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[ledger.c.alert_id],
-        set_={"revision": new.revision, "fingerprint": new.fingerprint, "updated_at": now},
+        set_={
+            "revision": new.revision,
+            "fingerprint": new.fingerprint,
+            "comments_count": new.comments_count,
+            "updated_at": now,
+        },
         # An overlapping window may re-read an older revision: the ledger never goes back.
         where=new.revision >= ledger.c.revision,
     )
