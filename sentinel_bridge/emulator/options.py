@@ -62,16 +62,12 @@ class EmulatedWorkspace:
 
     @property
     def key(self) -> str:
-        """Same key as model.Workspace.key: subscription/resource group/workspace, lower case."""
-        return f"{self.subscription_id}/{self.resource_group}/{self.workspace_name}".lower()
+        """The store key the bridge uses for this workspace (model.Workspace.key)."""
+        return self.to_model().key
 
     @property
     def incidents_path(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            "/providers/Microsoft.OperationalInsights/workspaces/"
-            f"{self.workspace_name}/providers/Microsoft.SecurityInsights/incidents"
-        )
+        return self.to_model().incidents_path
 
     def to_model(self) -> Workspace:
         return Workspace(
