@@ -26,23 +26,35 @@ def marker(index: int, total: int) -> str:
 
 
 def split_comment(text: str, max_chars: int) -> list[str]:
-    """`text` as one message, or as numbered parts of at most `max_chars` characters each."""
+    """`text` as one message, or as numbered parts of at most `max_chars` characters each.
+
+    Never loses text: joining the parts gives `text` back for every length and limit, or a
+    ValueError says why it cannot be split (a limit too small for even one marker).
+    """
     if len(text) <= max_chars:
         return [text]
-    total = _part_count(len(text), max_chars)
-    # Soft breaks shorten parts; if that leaves too much for the last one, cut hard instead
-    # (the part count is computed for hard cuts, so those always fit).
-    return _split(text, max_chars, total, soft=True) or _split(text, max_chars, total, soft=False)
+    total = hard_part_count(len(text), max_chars)
+    # Parts prefer to end at a soft break; soft cuts make parts shorter, so they may need one
+    # more part than hard cuts do (or, rarely, not fit at all: then cut hard).
+    for count in (total, total + 1):
+        parts = _split(text, max_chars, count, soft=True)
+        if parts:
+            return parts
+    parts = _split(text, max_chars, total, soft=False)
+    if not parts:  # cannot happen for a count from hard_part_count; never return less
+        raise ValueError(f"cannot split {len(text)} characters into parts of {max_chars}")
+    return parts
 
 
 def _split(text: str, max_chars: int, total: int, *, soft: bool) -> list[str]:
-    """`total` parts, or [] when the last part would be empty or too long."""
+    """Exactly `total` non-empty parts that fit and join to `text`, or []."""
     parts: list[str] = []
     rest = text
     for index in range(1, total + 1):
         room = max_chars - len(marker(index, total))
-        cut = len(rest) if index == total else (_cut(rest, room) if soft else room)
-        if cut > room or cut == 0:
+        last = index == total
+        cut = len(rest) if last else (_cut(rest, room) if soft else room)
+        if cut > room or cut == 0 or cut > len(rest):
             return []
         parts.append(marker(index, total) + rest[:cut])
         rest = rest[cut:]
@@ -56,17 +68,25 @@ def join_parts(parts: list[str]) -> str:
     return "".join(_MARKER.sub("", part, count=1) for part in parts)
 
 
-def _part_count(length: int, max_chars: int) -> int:
-    """Parts needed when each loses its marker's length; the marker grows with the count."""
+def capacity(total: int, max_chars: int) -> int:
+    """Characters of text that `total` parts hold when each is filled to the limit."""
+    return sum(max_chars - len(marker(index, total)) for index in range(1, total + 1))
+
+
+def hard_part_count(length: int, max_chars: int) -> int:
+    """The fewest parts (at least 2) that hold `length` characters with hard cuts.
+
+    Being the fewest, the first `total - 1` full parts hold less than `length`, so the last
+    part is never empty; and each part fits because its room counts its own marker.
+    """
     total = 2
-    while True:
-        room = max_chars - len(marker(total, total))
-        if room < 1:
+    while capacity(total, max_chars) < length:
+        # Skip ahead by what the shortfall surely needs: no count skipped could hold it, so
+        # the loop still stops at the fewest.
+        total += max(1, (length - capacity(total, max_chars)) // max_chars)
+        if max_chars - len(marker(total, total)) < 1:
             raise ValueError(f"comment limit {max_chars} is too small to split a comment")
-        needed = -(-length // room)
-        if needed <= total:
-            return total
-        total = needed
+    return total
 
 
 def _cut(rest: str, room: int) -> int:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import html
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sentinel_bridge.sync.comment_text import (
     join_parts,
+    marker,
     queue_comment_id,
     sentinel_comment_ids,
     shown_text,
@@ -48,3 +50,85 @@ def test_ids_are_deterministic_and_distinct_per_part() -> None:
     assert len(set(sentinel_comment_ids("c-1", 3))) == 3
     assert sentinel_comment_ids("c-1", 1) != sentinel_comment_ids("c-2", 1)
     assert queue_comment_id("/X/comments/A") == queue_comment_id("/x/comments/a")
+
+
+LIMITS = st.sampled_from([100, 101, 137, 1000, 3000, 30_000])
+# Texts without soft breaks (no spaces, no newlines), where every cut is a hard one, and
+# texts made mostly of breaks, where soft cuts make parts shorter.
+NO_BREAKS = st.text(alphabet=st.characters(blacklist_characters=" \n"), max_size=20)
+DENSE_BREAKS = st.text(alphabet=st.sampled_from("ab \n🛡"), max_size=20)
+
+
+def assert_lossless(text: str, limit: int) -> list[str]:
+    parts = split_comment(text, limit)
+    assert parts, "no parts: the comment would be lost"
+    assert all(len(part) <= limit for part in parts)
+    assert len(parts) == 1 or all(len(part) > len(marker(1, len(parts))) for part in parts)
+    assert join_parts(parts) == text
+    if len(parts) > 1:
+        total = len(parts)
+        assert [part.split("] ", 1)[0] + "]" for part in parts] == [
+            f"[part {i}/{total}]" for i in range(1, total + 1)
+        ]
+    return parts
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(min_value=0, max_value=400_000), LIMITS, NO_BREAKS)
+def test_long_text_without_breaks_is_never_lost(length: int, limit: int, unit: str) -> None:
+    """Any length of text without spaces or newlines, at any limit, splits and joins exactly."""
+    text = ((unit or "x") * (length // max(1, len(unit or "x")) + 1))[:length]
+    assert_lossless(text, limit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=100_000), LIMITS, DENSE_BREAKS)
+def test_text_dense_with_breaks_is_never_lost(length: int, limit: int, unit: str) -> None:
+    """Soft breaks everywhere shorten parts; the split still holds all the text, numbered."""
+    text = ((unit or "a ") * (length // max(1, len(unit or "a ")) + 1))[:length]
+    assert_lossless(text, limit)
+
+
+def test_every_length_around_the_part_boundaries_survives() -> None:
+    """Each length from 1 to 40 parts' worth at a limit of 100 splits without losing text."""
+    for length in range(1, 4_001):
+        assert_lossless("x" * length, 100)
+
+
+def test_lengths_that_used_to_lose_the_comment() -> None:
+    """299,879 characters at 30,000 and 871 at 100 (once split into nothing) now split."""
+    assert len(assert_lossless("x" * 299_879, 30_000)) == 10
+    assert len(assert_lossless("x" * 871, 100)) == 10
+
+
+def test_parts_use_the_fewest_parts_for_hard_cuts() -> None:
+    """30,000 + 1 characters at 30,000 are 2 parts; 2 full parts' worth plus 1 are 3."""
+    assert len(split_comment("x" * 30_001, 30_000)) == 2
+    room = 30_000 - len("[part 1/2] ")
+    assert len(split_comment("x" * (2 * room), 30_000)) == 2
+    assert len(split_comment("x" * (2 * room + 1), 30_000)) == 3
+
+
+def test_a_part_ends_at_a_line_break_near_its_end() -> None:
+    """A line break within the last tenth of a part's room is where that part ends."""
+    room = 100 - len("[part 1/2] ")
+    text = "a" * (room - 5) + "\n" + "b" * 60
+    parts = split_comment(text, 100)
+    assert parts[0] == "[part 1/2] " + "a" * (room - 5) + "\n"
+    assert parts[1] == "[part 2/2] " + "b" * 60
+
+
+def test_a_limit_too_small_for_a_marker_is_an_error_not_a_loss() -> None:
+    """A limit that cannot hold a marker raises instead of returning fewer characters."""
+    with pytest.raises(ValueError, match="too small"):
+        split_comment("x" * 100, 10)
+
+
+def test_comment_ids_are_golden() -> None:
+    """Part ids and queue comment ids are fixed forever: changing them duplicates comments."""
+    assert sentinel_comment_ids("c-1", 1) == ["1cef8ed7-76a3-576b-bb6d-690cceed99d1"]
+    assert sentinel_comment_ids("c-1", 2) == [
+        "7af9b097-2fde-533c-9243-1f5548f643c7",
+        "8caeb106-b2ac-588d-a0cf-1d7cc2178bfb",
+    ]
+    assert queue_comment_id("/Sub/Incidents/I/Comments/A") == "31b93e82-d5e7-53bc-90b8-486b3dd963f6"
