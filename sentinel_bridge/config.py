@@ -6,6 +6,7 @@ that ops fix a config in one round trip. Secrets are SecretStr and never printed
 
 from __future__ import annotations
 
+import codecs
 import os
 import tomllib
 from collections.abc import Mapping
@@ -74,10 +75,16 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
 
 
-def _read_secret_file(path: Path) -> SecretStr:
-    text = path.read_text(encoding="utf-8").strip()
+def _read_secret_file(key: str, path: Path) -> SecretStr:
+    try:
+        text = path.read_text(encoding="utf-8-sig").strip()
+    except UnicodeDecodeError:
+        # Never the decoder's message: it quotes the bytes around the error, i.e. the secret.
+        raise ValueError(f"{key}: {str(path)!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ValueError(f"{key}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
     if not text:
-        raise ValueError(f"{str(path)!r} is empty")
+        raise ValueError(f"{key}: {str(path)!r} is empty")
     return SecretStr(text)
 
 
@@ -113,7 +120,8 @@ class AzureSettings(Section):
         if len(given) > 1:
             raise ValueError(f"set only one credential, got {', '.join(given)}")
         if self.client_secret_file is not None:
-            object.__setattr__(self, "client_secret", _read_secret_file(self.client_secret_file))
+            secret = _read_secret_file("client_secret_file", self.client_secret_file)
+            object.__setattr__(self, "client_secret", secret)
         if self.client_secret is not None and not self.client_secret.get_secret_value():
             raise ValueError("client_secret is empty")
         return self
@@ -155,7 +163,7 @@ class QueueSettings(Section):
         if self.token is not None and self.token_file is not None:
             raise ValueError("set only one of token and token_file")
         if self.token_file is not None:
-            object.__setattr__(self, "token", _read_secret_file(self.token_file))
+            object.__setattr__(self, "token", _read_secret_file("token_file", self.token_file))
         return self
 
 
@@ -179,6 +187,11 @@ class SyncSettings(Section):
     comment_max_chars: int = Field(default=30000, ge=100)
     reverse_concurrency: int = Field(default=8, ge=1, le=64)
     changes_page_size: int = Field(default=200, ge=1, le=1000)
+    # The failure budget of one item (an incident's enrichment, a queue change, a comment):
+    # tries before it is set aside (parked) while the rest goes on, and the first wait between
+    # tries, doubled each time up to an hour.
+    item_max_attempts: int = Field(default=5, ge=1, le=100)
+    item_retry_seconds: float = Field(default=60.0, gt=0, le=3600)
 
 
 def _listen_address(value: str | None) -> str | None:
@@ -205,6 +218,42 @@ class TenantSettings(Section):
     resource_group: str = Field(min_length=1)
     workspace_name: str = Field(min_length=1)
     enabled: bool = True
+
+
+class _TenantConflicts(ValueError):
+    """Problems that each belong to one tenant (`tenants[j]`), not to the whole list."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{key}: {reason}" for key, reason in problems))
+
+
+def _duplicate_names(tenants: list[TenantSettings]) -> list[tuple[str, str]]:
+    first: dict[str, int] = {}
+    problems = []
+    for index, tenant in enumerate(tenants):
+        earlier = first.setdefault(tenant.name, index)
+        if earlier != index:
+            reason = f"duplicate tenant name {tenant.name!r} (also tenants[{earlier}])"
+            problems.append((f"tenants[{index}]", reason))
+    return problems
+
+
+def _duplicate_workspaces(tenants: list[TenantSettings]) -> list[tuple[str, str]]:
+    first: dict[str, int] = {}
+    problems = []
+    for index, tenant in enumerate(tenants):
+        workspace = f"{tenant.subscription_id}/{tenant.resource_group}/{tenant.workspace_name}"
+        # Case-insensitive, as Azure resource names and Workspace.key (the store key) are.
+        earlier = first.setdefault(workspace.lower(), index)
+        if earlier != index:
+            reason = (
+                f"workspace {workspace} of tenant {tenant.name!r} is already configured by "
+                f"tenant {tenants[earlier].name!r} (tenants[{earlier}]); "
+                "each workspace may be configured once"
+            )
+            problems.append((f"tenants[{index}]", reason))
+    return problems
 
 
 class Settings(BaseSettings):
@@ -236,12 +285,12 @@ class Settings(BaseSettings):
 
     @field_validator("tenants")
     @classmethod
-    def _unique_names(cls, tenants: list[TenantSettings]) -> list[TenantSettings]:
-        seen: set[str] = set()
-        for tenant in tenants:
-            if tenant.name in seen:
-                raise ValueError(f"duplicate tenant name {tenant.name!r}")
-            seen.add(tenant.name)
+    def _unique_tenants(cls, tenants: list[TenantSettings]) -> list[TenantSettings]:
+        # A second table for the same workspace would share its store key: one of the two
+        # would silently never run.
+        problems = [*_duplicate_names(tenants), *_duplicate_workspaces(tenants)]
+        if problems:
+            raise _TenantConflicts(problems)
         return tenants
 
     @property
@@ -263,17 +312,75 @@ def load_settings(path: Path) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(str(path), _problems(exc)) from None
+        raise ConfigError(str(path), _located_problems(exc)) from None
+
+
+def _located_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """`_problems`, with each tenant conflict reported at the key of the later tenant."""
+    located: list[tuple[str, str]] = []
+    # _problems yields one problem per error, in order: swap in the conflicts' own keys.
+    for error, problem in zip(exc.errors(include_url=False), _problems(exc), strict=True):
+        conflicts = error.get("ctx", {}).get("error")
+        located += conflicts.problems if isinstance(conflicts, _TenantConflicts) else [problem]
+    return located
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    text = _decode(path, _read_bytes(path))
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(str(path), [("<file>", f"cannot read: {exc.strerror or exc}")]) from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [("<file>", f"invalid TOML: {exc}")]) from None
+        raise _file_error(path, f"invalid TOML: {exc}") from None
+
+
+def _file_error(path: Path, reason: str) -> ConfigError:
+    return ConfigError(str(path), [("<file>", reason)])
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:  # missing, a directory, no permission, I/O error
+        raise _file_error(path, f"cannot read: {exc.strerror or exc}") from None
+
+
+# Longest first: the UTF-32-LE BOM begins with the UTF-16-LE one.
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """The text of a UTF-8 file, with or without a BOM (Windows editors write one)."""
+    for bom, encoding in _WIDE_BOMS:
+        if data.startswith(bom):
+            raise _file_error(path, f"the file is {encoding} encoded; save it as UTF-8")
+    # UTF-16 without a BOM is valid UTF-8 when the text is ASCII, NULs and all; TOML allows
+    # no NUL anywhere, so a NUL means the wrong encoding (or not a text file at all).
+    if b"\x00" in data:
+        raise _file_error(
+            path, "the file has NUL bytes: it is UTF-16 encoded or not text; save it as UTF-8"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _file_error(path, _not_utf8(exc)) from None
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    # exc.object is what was decoded (after the BOM), so offsets and lines refer to it.
+    data, start = exc.object, exc.start
+    line_start = data.rfind(b"\n", 0, start) + 1
+    # Everything before the first bad byte is valid UTF-8: count characters, not bytes.
+    column = len(data[line_start:start].decode("utf-8")) + 1
+    line = data.count(b"\n", 0, start) + 1
+    return (
+        f"not valid UTF-8: byte 0x{data[start]:02x} at line {line}, column {column}; "
+        "save the file as UTF-8"
+    )
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:

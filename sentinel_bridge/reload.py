@@ -8,6 +8,7 @@ instead of being half-applied.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import structlog
 
@@ -24,10 +25,13 @@ def reload_settings(current: Settings, load: Callable[[], Settings]) -> Settings
     try:
         new = load()
     except ConfigError as exc:
-        log.error(
-            "configuration reload rejected; the running configuration stays",
-            problems=[f"{exc.source}: {key}: {reason}" for key, reason in exc.problems],
-        )
+        _reject([f"{exc.source}: {key}: {reason}" for key, reason in exc.problems])
+        return None
+    except Exception as exc:
+        # load() reports every bad file as ConfigError; anything else (a permission race, a
+        # bug) must not escape the SIGHUP handler and take the running daemon down with it.
+        reason = f"cannot load: {type(exc).__name__}: {exc}"
+        _reject([f"{_source_of(load)}: <file>: {reason}"])
         return None
     restart = [name for name in _RESTART_SECTIONS if getattr(new, name) != getattr(current, name)]
     if restart:
@@ -42,3 +46,14 @@ def reload_settings(current: Settings, load: Callable[[], Settings]) -> Settings
     )
     # Only the tenants change: the next reload still sees (and reports) pending restarts.
     return current.model_copy(update={"tenants": new.tenants})
+
+
+def _reject(problems: list[str]) -> None:
+    log.error("configuration reload rejected; the running configuration stays", problems=problems)
+
+
+def _source_of(load: Callable[[], Settings]) -> str:
+    """The config file `load` reads, when it is `partial(load_settings, path)` as in the CLI."""
+    if isinstance(load, partial) and load.args:
+        return str(load.args[0])
+    return "<config>"

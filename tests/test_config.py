@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from sentinel_bridge.cli import main
 from sentinel_bridge.config import CLOUDS, load_settings
 from sentinel_bridge.errors import ConfigError
 
@@ -82,10 +84,93 @@ def test_bad_guid_is_named(tmp_path: Path) -> None:
 
 
 def test_duplicate_tenant_name_is_refused(tmp_path: Path) -> None:
-    """Two tenants with the same label are refused."""
-    tenant = BASE[BASE.index("[[tenants]]") :]
+    """Two tenants with the same label are refused at the later one's key."""
+    tenant = BASE[BASE.index("[[tenants]]") :].replace('"ws"', '"ws-2"')
     found = problems(tmp_path, BASE + tenant)
-    assert found == [("tenants", "duplicate tenant name 'contoso'")]
+    assert found == [("tenants[1]", "duplicate tenant name 'contoso' (also tenants[0])")]
+
+
+def another_tenant(name: str, resource_group: str, workspace_name: str) -> str:
+    """BASE's tenant under another name, pointing at the given workspace."""
+    tenant = BASE[BASE.index("[[tenants]]") :].replace('"contoso"', f'"{name}"')
+    return tenant.replace('"rg"', f'"{resource_group}"').replace('"ws"', f'"{workspace_name}"')
+
+
+def test_the_same_workspace_under_two_tenants_is_refused_naming_both(tmp_path: Path) -> None:
+    """Every case-insensitive repeat of sub/rg/workspace is refused naming both tenants."""
+    text = (
+        BASE
+        + another_tenant("fabrikam", "RG", "WS")  # contoso's workspace
+        + another_tenant("northwind", "rg-2", "ws")  # the same name in another group: fine
+        + another_tenant("tailspin", "rg-2", "Ws")  # northwind's workspace
+    )
+    found = problems(tmp_path, text)
+    assert [key for key, _ in found] == ["tenants[1]", "tenants[3]"]
+    fabrikam, tailspin = (reason for _, reason in found)
+    assert "33333333-3333-3333-3333-333333333333/RG/WS" in fabrikam
+    assert "'fabrikam'" in fabrikam and "'contoso' (tenants[0])" in fabrikam
+    assert "'tailspin'" in tailspin and "'northwind' (tenants[2])" in tailspin
+    assert "each workspace may be configured once" in tailspin
+
+
+def write_bytes(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_bytes(data)
+    return path
+
+
+def file_problems(path: Path) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert caught.value.source == str(path)
+    return caught.value.problems
+
+
+def test_a_latin1_byte_names_the_file_the_byte_and_its_position(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 is reported against the file with its value, line and column."""
+    text = BASE.replace('name = "contoso"', 'name = "caf\xe9"')
+    line = text.splitlines().index('name = "caf\xe9"') + 1
+    path = write_bytes(tmp_path, text.encode("latin-1"))
+    assert file_problems(path) == [
+        (
+            "<file>",
+            f"not valid UTF-8: byte 0xe9 at line {line}, column 12; save the file as UTF-8",
+        )
+    ]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_utf16_or_utf32_file_is_named_as_such(tmp_path: Path, encoding: str) -> None:
+    """A UTF-16/32 file (with a BOM, or UTF-16 without one) is told to be saved as UTF-8."""
+    [(key, reason)] = file_problems(write_bytes(tmp_path, BASE.encode(encoding)))
+    assert key == "<file>"
+    assert encoding[:6].upper() in reason and reason.endswith("save it as UTF-8")
+
+
+def test_a_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    """A file saved by an editor that writes a UTF-8 BOM loads like one without it."""
+    text = BASE.replace('name = "contoso"', 'name = "café"')
+    settings = load_settings(write_bytes(tmp_path, text.encode("utf-8-sig")))
+    assert settings.tenants[0].name == "café"
+
+
+def test_a_directory_as_config_path_cannot_be_read(tmp_path: Path) -> None:
+    """A config path that is a directory is reported as unreadable, against that path."""
+    [(key, reason)] = file_problems(tmp_path)
+    assert key == "<file>"
+    assert reason.startswith("cannot read: ")
+
+
+@pytest.mark.parametrize(("secret", "section"), [("client_secret", "azure"), ("token", "queue")])
+def test_a_secret_file_that_is_not_utf8_is_a_config_error(
+    tmp_path: Path, secret: str, section: str
+) -> None:
+    """A secret file with a non-UTF-8 byte names its key and path, and never its bytes."""
+    (tmp_path / "secret").write_bytes(b"s3cr\xe9t-value\n")
+    text = re.sub(rf"^{secret} = .*$", f'{secret}_file = "{tmp_path}/secret"', BASE, flags=re.M)
+    [(key, reason)] = problems(tmp_path, text)
+    assert key == section
+    assert reason == f"{secret}_file: '{tmp_path}/secret' is not UTF-8 text"
 
 
 def test_missing_secret_is_refused(tmp_path: Path) -> None:
@@ -194,3 +279,15 @@ def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "1 tenant" in result.stdout
     assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", [["check-config"], ["run", "--once"]])
+def test_a_file_that_is_not_utf8_exits_2_with_file_and_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """`check-config` and `run` on a Latin-1 file exit 2 naming file and reason, no traceback."""
+    path = write_bytes(tmp_path, BASE.replace("[azure]", "# caf\xe9\n[azure]").encode("latin-1"))
+    assert main([*command, "--config", str(path)]) == 2
+    stderr = capsys.readouterr().err
+    assert f"invalid configuration:\n{path}: <file>: not valid UTF-8: byte 0xe9" in stderr
+    assert "Traceback" not in stderr

@@ -11,9 +11,10 @@ import anyio
 from structlog.testing import capture_logs
 
 from sentinel_bridge.app import workspaces_of
-from sentinel_bridge.config import load_settings
+from sentinel_bridge.config import Settings, load_settings
 from sentinel_bridge.health import TickHealth
 from sentinel_bridge.model import Workspace
+from sentinel_bridge.reload import reload_settings
 from sentinel_bridge.supervisor import Daemon
 from sentinel_bridge.systemd_notify import Notifier
 
@@ -149,3 +150,44 @@ async def test_changes_outside_tenants_are_reported_as_needing_a_restart(tmp_pat
     assert daemon.settings.sync.poll_interval_seconds == 0.05
     [warning] = [e for e in logs if e["log_level"] == "warning"]
     assert warning["sections"] == ["sync"]
+
+
+def raise_permission_error(path: Path) -> Settings:
+    raise PermissionError(13, "Permission denied", str(path))
+
+
+async def test_a_file_that_is_not_utf8_is_rejected_and_the_running_one_stays(
+    tmp_path: Path,
+) -> None:
+    """A Latin-1 byte in the new file is logged with file and reason; the tenants stay."""
+    config = tmp_path / "config.toml"
+    write(config, tenant("alpha"))
+    load = partial(load_settings, config)
+    async with anyio.create_task_group() as group:
+        daemon = Daemon(Ticker(), Store(), load(), group, workspaces_of, TickHealth(0.05),
+                        Notifier({}))  # fmt: skip
+        await daemon.start()
+        config.write_bytes(config.read_bytes() + b"# caf\xe9\n" + tenant("beta").encode())
+        with capture_logs() as logs:
+            assert not daemon.reload(load)
+        assert running(daemon) == {"alpha"}
+        await daemon.loops.stop_all(1.0)
+        group.cancel_scope.cancel()
+    assert [t.name for t in daemon.settings.tenants] == ["alpha"]
+    [event] = [e for e in logs if e["log_level"] == "error"]
+    assert event["event"] == "configuration reload rejected; the running configuration stays"
+    [problem] = event["problems"]
+    assert problem.startswith(f"{config}: <file>: not valid UTF-8: byte 0xe9 at line ")
+
+
+def test_an_unexpected_error_while_loading_is_rejected_with_the_file(tmp_path: Path) -> None:
+    """An exception other than ConfigError is logged as a rejection naming the file."""
+    config = tmp_path / "config.toml"
+    write(config, tenant("alpha"))
+    current = load_settings(config)
+    with capture_logs() as logs:
+        assert reload_settings(current, partial(raise_permission_error, config)) is None
+    [event] = logs
+    assert event["event"] == "configuration reload rejected; the running configuration stays"
+    reason = f"cannot load: PermissionError: [Errno 13] Permission denied: '{config}'"
+    assert event["problems"] == [f"{config}: <file>: {reason}"]
