@@ -5,13 +5,15 @@ has consented to it, so the same credential gets a token from each customer's au
 https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow
 
 MSAL caches app tokens in memory and serves them until 5 minutes before expiry (msal 1.39,
-`ClientApplication._acquire_token_silent_from_cache_and_possibly_refresh_it`). MSAL is blocking,
+`ClientApplication._acquire_token_silent_from_cache_and_possibly_refresh_it`). A token ARM
+refuses before then (expired early, revoked) is dropped with `invalidate`. MSAL is blocking,
 so it runs in a worker thread, and MSAL's HTTP uses the bridge's TLS settings, never the
 environment's (REQUESTS_CA_BUNDLE, proxies).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -55,6 +57,10 @@ _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----
 class TokenProvider(Protocol):
     async def token(self, tenant_id: str) -> str:
         """A bearer token for ARM in `tenant_id`; AuthError if there is none."""
+        ...
+
+    async def invalidate(self, tenant_id: str, token: str) -> None:
+        """ARM refused `token` of `tenant_id`: the next `token()` must not return it."""
         ...
 
 
@@ -166,6 +172,23 @@ class MsalTokenProvider:
             result = await anyio.to_thread.run_sync(self._acquire, tenant_id)
             return self._remember(tenant_id, result)
 
+    async def invalidate(self, tenant_id: str, token: str) -> None:
+        # Under the tenant's lock, so it cannot interleave with an MSAL call for that tenant.
+        async with self._locks.setdefault(tenant_id, anyio.Lock()):
+            cached = self._cached.get(tenant_id)
+            # Requests refused together all report the same old token; only the first drops
+            # it, the others find it gone or already replaced and leave the cache alone, so
+            # a burst of 401s costs one token request, not one each.
+            if cached is None or cached.value != token:
+                return
+            del self._cached[tenant_id]
+            # MSAL would hand the refused token back from its own cache until its expiry
+            # (acquire_token_for_client has no force_refresh). Dropping the tenant's app is
+            # the way that works whatever MSAL's cache keys look like: a new app starts with
+            # an empty cache, at the cost of one discovery request. Removing the entry from
+            # `app.token_cache` would depend on MSAL's cache schema.
+            self._apps.pop(tenant_id, None)
+
     def _fresh(self, tenant_id: str) -> str | None:
         cached = self._cached.get(tenant_id)
         if cached is not None and cached.renew_at > self._now():
@@ -177,9 +200,12 @@ class MsalTokenProvider:
         if not isinstance(token, str):
             raise AuthError(tenant_id, self._redact(_msal_failure(result)))
         expires_in = result.get("expires_in")
+        # Without a lifetime our copy is never fresh (MSAL is asked each time), but it is
+        # still kept so that invalidate() can tell the refused token from a newer one.
+        renew_at = -math.inf
         if isinstance(expires_in, int | float):
             renew_at = self._now() + float(expires_in) - _EXPIRY_MARGIN_SECONDS
-            self._cached[tenant_id] = _Cached(token, renew_at)
+        self._cached[tenant_id] = _Cached(token, renew_at)
         return token
 
     def _acquire(self, tenant_id: str) -> dict[str, Any]:
@@ -261,7 +287,12 @@ def is_microsoft_authority(authority_host: str) -> bool:
 def credential_from_settings(azure: AzureSettings) -> Credential:
     """The one configured credential (config validation guarantees exactly one)."""
     if azure.certificate_path is not None:
-        return CertificateCredential.from_pem(azure.certificate_path.read_text("utf-8"))
+        try:
+            pem = azure.certificate_path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+            raise ValueError(f"cannot read {str(azure.certificate_path)!r}: {reason}") from None
+        return CertificateCredential.from_pem(pem)
     if azure.client_secret is None:
         raise ValueError("no client secret or certificate configured")
     return azure.client_secret

@@ -100,6 +100,14 @@ class AuthorityEmulator:
                 if tenant_id is None or grant.tenant_id == tenant_id.lower():
                     self._tokens[token] = Grant(grant.tenant_id, grant.client_id, 0.0)
 
+    def revoke_tokens(self, tenant_id: str | None = None) -> None:
+        """Forget issued tokens (all, or one tenant's), as Entra ID does when it revokes them
+        before expiry: ARM then answers 401 InvalidAuthenticationToken."""
+        with self._lock:
+            for token, grant in list(self._tokens.items()):
+                if tenant_id is None or grant.tenant_id == tenant_id.lower():
+                    del self._tokens[token]
+
     def token_requests(self, tenant_id: str) -> int:
         with self._lock:
             return self._counters.token_requests[tenant_id.lower()]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from sentinel_bridge.adapters.auth import TokenProvider
 from sentinel_bridge.adapters.sentinel import Clock, RetryPolicy, SentinelClient
 from sentinel_bridge.model import Workspace
 
@@ -57,14 +59,65 @@ def incident_payload(number: int, modified: str = "2019-01-01T13:15:30Z", **prop
 
 
 class FakeTokens:
-    """TokenProvider that hands out a distinct, recognisable token per tenant."""
+    """TokenProvider that hands out a distinct, recognisable token per tenant; once its
+    current token is invalidated, that tenant gets the next one (`token-for-<id>-v2`, ...)."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.invalidated: list[tuple[str, str]] = []
+        self._versions: dict[str, int] = {}
 
     async def token(self, tenant_id: str) -> str:
         self.calls.append(tenant_id)
-        return f"token-for-{tenant_id}"
+        return self.current(tenant_id)
+
+    async def invalidate(self, tenant_id: str, token: str) -> None:
+        self.invalidated.append((tenant_id, token))
+        if token == self.current(tenant_id):
+            self._versions[tenant_id] = self._versions.get(tenant_id, 1) + 1
+
+    def current(self, tenant_id: str) -> str:
+        version = self._versions.get(tenant_id, 1)
+        return f"token-for-{tenant_id}" + (f"-v{version}" if version > 1 else "")
+
+
+class FakeApp:
+    """Stands in for msal.ConfidentialClientApplication; counts token requests."""
+
+    def __init__(self, factory: FakeMsal, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.factory = factory
+
+    def acquire_token_for_client(self, scopes: list[str]) -> dict[str, Any]:
+        self.factory.requests.append((self.kwargs["authority"], scopes, threading.get_ident()))
+        return self.factory.answer(self.kwargs["authority"])
+
+
+class FakeMsal:
+    """App factory for MsalTokenProvider. The n-th token of an authority is
+    `<access_token>@<authority>` for n = 1 and `<access_token>@<authority>#n` after that."""
+
+    def __init__(self, answer: dict[str, Any] | None = None) -> None:
+        self.apps: list[FakeApp] = []
+        self.requests: list[tuple[str, list[str], int]] = []
+        self.result = answer or {"access_token": "at-1", "expires_in": 3600}
+        self._issued: dict[str, int] = {}
+
+    def answer(self, authority: str) -> dict[str, Any]:
+        if "access_token" not in self.result:
+            return dict(self.result)
+        n = self._issued[authority] = self._issued.get(authority, 0) + 1
+        suffix = f"#{n}" if n > 1 else ""
+        return dict(self.result, access_token=f"{self.result['access_token']}@{authority}{suffix}")
+
+    def acquisitions(self, tenant_id: str) -> int:
+        """Token requests made for one tenant."""
+        return sum(1 for authority, _, _ in self.requests if authority.endswith(f"/{tenant_id}"))
+
+    def __call__(self, **kwargs: Any) -> FakeApp:
+        app = FakeApp(self, **kwargs)
+        self.apps.append(app)
+        return app
 
 
 class InstantClock:
@@ -106,7 +159,9 @@ class ScaledClock:
         return Clock(now=self.now, sleep=self.sleep)
 
 
-def make_client(clock: Clock, tokens: FakeTokens | None = None, **overrides: Any) -> SentinelClient:
+def make_client(
+    clock: Clock, tokens: TokenProvider | None = None, **overrides: Any
+) -> SentinelClient:
     """A client against the public ARM endpoint with fast, deterministic retries."""
     settings: dict[str, Any] = {
         "arm_endpoint": ARM,

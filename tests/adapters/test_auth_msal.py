@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,43 +24,15 @@ from sentinel_bridge.adapters.auth import (
     credential_from_settings,
 )
 from sentinel_bridge.config import AzureSettings
+from sentinel_bridge.emulator import Emulator, EmulatorOptions, Endpoints
 from sentinel_bridge.errors import AuthError
 
-from .helpers import FakeTokens
+from .helpers import FakeApp, FakeMsal, FakeTokens
 
 SECRET = "Sup3r~Secret.Value-that-must-never-leak"
 TENANT_A = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 TENANT_B = "0b2c3d4e-5f60-4718-89a0-b1c2d3e4f506"
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
-
-
-class FakeApp:
-    """Stands in for msal.ConfidentialClientApplication; counts token requests."""
-
-    def __init__(self, factory: FakeMsal, **kwargs: Any) -> None:
-        self.kwargs = kwargs
-        self.factory = factory
-
-    def acquire_token_for_client(self, scopes: list[str]) -> dict[str, Any]:
-        self.factory.requests.append((self.kwargs["authority"], scopes, threading.get_ident()))
-        return self.factory.answer(self.kwargs["authority"])
-
-
-class FakeMsal:
-    def __init__(self, answer: dict[str, Any] | None = None) -> None:
-        self.apps: list[FakeApp] = []
-        self.requests: list[tuple[str, list[str], int]] = []
-        self.result = answer or {"access_token": "at-1", "expires_in": 3600}
-
-    def answer(self, authority: str) -> dict[str, Any]:
-        if "access_token" not in self.result:
-            return dict(self.result)
-        return dict(self.result, access_token=f"{self.result['access_token']}@{authority}")
-
-    def __call__(self, **kwargs: Any) -> FakeApp:
-        app = FakeApp(self, **kwargs)
-        self.apps.append(app)
-        return app
 
 
 class Now:
@@ -245,6 +218,99 @@ async def test_network_failure_becomes_auth_error() -> None:
         with pytest.raises(AuthError, match="ConnectionError"):
             await tokens.token(TENANT_A)
         assert (await tokens.token(TENANT_A)).startswith("at-1@")
+
+
+async def test_token_after_invalidate_is_a_new_acquisition_from_a_new_app() -> None:
+    """invalidate(old token) makes the next token() ask MSAL again, through a fresh app."""
+    msal = FakeMsal()
+    tokens = provider(msal)
+    old = await tokens.token(TENANT_A)
+    await tokens.invalidate(TENANT_A, old)
+    new = await tokens.token(TENANT_A)
+    assert new != old
+    assert msal.acquisitions(TENANT_A) == 2
+    # The old app's cache would have served the refused token again until its expiry.
+    assert len(msal.apps) == 2
+
+
+async def test_invalidate_with_a_token_no_longer_cached_does_nothing() -> None:
+    """A late invalidate of an already replaced token keeps the newer token and the app."""
+    msal = FakeMsal()
+    tokens = provider(msal)
+    old = await tokens.token(TENANT_A)
+    await tokens.invalidate(TENANT_A, old)
+    new = await tokens.token(TENANT_A)
+    await tokens.invalidate(TENANT_A, old)
+    assert await tokens.token(TENANT_A) == new
+    assert msal.acquisitions(TENANT_A) == 2 and len(msal.apps) == 2
+
+
+async def test_invalidate_leaves_other_tenants_tokens_alone() -> None:
+    """Invalidating one tenant's token neither drops nor re-acquires another tenant's."""
+    msal = FakeMsal()
+    tokens = provider(msal)
+    token_a = await tokens.token(TENANT_A)
+    token_b = await tokens.token(TENANT_B)
+    await tokens.invalidate(TENANT_A, token_a)
+    await tokens.invalidate(TENANT_B, token_a)  # not B's token: nothing to drop
+    assert await tokens.token(TENANT_B) == token_b
+    assert msal.acquisitions(TENANT_B) == 1
+
+
+async def test_concurrent_invalidates_of_one_token_make_one_new_acquisition() -> None:
+    """Ten requests refused with the same token, each invalidating and asking again,
+    cause a single new MSAL token request, and all get the same new token."""
+    msal = FakeMsal()
+    tokens = provider(msal)
+    old = await tokens.token(TENANT_A)
+
+    async def refresh() -> str:
+        await tokens.invalidate(TENANT_A, old)
+        return await tokens.token(TENANT_A)
+
+    results = await asyncio.gather(*(refresh() for _ in range(10)))
+    assert len(set(results)) == 1 and results[0] != old
+    assert msal.acquisitions(TENANT_A) == 2
+
+
+async def test_token_without_lifetime_can_still_be_invalidated() -> None:
+    """A token response without expires_in is not reused by us, yet invalidate drops it."""
+    msal = FakeMsal({"access_token": "at"})
+    tokens = provider(msal)
+    old = await tokens.token(TENANT_A)
+    await tokens.invalidate(TENANT_A, old)
+    assert await tokens.token(TENANT_A) != old
+    assert len(msal.apps) == 2
+
+
+@pytest.fixture
+async def authority() -> AsyncIterator[tuple[Emulator, Endpoints]]:
+    """The emulator's token authority over TLS, with TENANT_A registered."""
+    emulator = Emulator(EmulatorOptions(client_id=CLIENT_ID, client_secret=SECRET))
+    emulator.authority.register_tenant(TENANT_A)
+    async with emulator.serve() as endpoints:
+        yield emulator, endpoints
+
+
+async def test_real_msal_asks_the_authority_again_after_invalidate(
+    authority: tuple[Emulator, Endpoints],
+) -> None:
+    """With the real MSAL over TLS: cached until invalidated, then a second token request."""
+    emulator, endpoints = authority
+    tokens = MsalTokenProvider(
+        authority_host=endpoints.authority_host,
+        client_id=CLIENT_ID,
+        credential=SecretStr(SECRET),
+        arm_endpoint=endpoints.arm_endpoint,
+        ca_bundle=endpoints.ca_path,
+    )
+    old = await tokens.token(TENANT_A)
+    assert await tokens.token(TENANT_A) == old
+    assert emulator.authority.token_requests(TENANT_A) == 1
+    await tokens.invalidate(TENANT_A, old)
+    new = await tokens.token(TENANT_A)
+    assert new != old
+    assert emulator.authority.token_requests(TENANT_A) == 2
 
 
 def make_cert_pem(

@@ -10,10 +10,14 @@ from email.utils import format_datetime
 import httpx
 import pytest
 import respx
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from sentinel_bridge import metrics
+from sentinel_bridge.adapters.auth import MsalTokenProvider
 from sentinel_bridge.adapters.sentinel import SentinelClient, parse_incident
 from sentinel_bridge.errors import (
+    AuthError,
     ConflictError,
     NotFoundError,
     PayloadError,
@@ -23,11 +27,13 @@ from sentinel_bridge.errors import (
 )
 
 from .helpers import (
+    ARM,
     INCIDENT_NAME,
     INCIDENTS_URL,
     OTHER_INCIDENTS_URL,
     OTHER_WS,
     WS,
+    FakeMsal,
     FakeTokens,
     InstantClock,
     ScaledClock,
@@ -280,3 +286,124 @@ async def test_failure_logs_code_method_and_path_but_never_the_token(
     assert (event["method"], event["code"], event["status"]) == ("GET", "AuthorizationFailed", 403)
     assert event["path"].endswith(f"/incidents/{INCIDENT_NAME}")
     assert "token-for" not in repr(logs) and "api-version" not in repr(logs)
+
+
+def token_failures(tenant: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "sentinel_bridge_token_failures_total", {"tenant": tenant}
+    )
+    return value or 0.0
+
+
+def refused(code: str = "ExpiredAuthenticationToken") -> httpx.Response:
+    return arm_error(401, code, "The access token has expired.", **{"WWW-Authenticate": "Bearer"})
+
+
+async def test_401_drops_the_token_and_retries_at_once_with_a_new_one(
+    client: SentinelClient, arm: respx.MockRouter, tokens: FakeTokens, clock: InstantClock
+) -> None:
+    """401 then 200: one invalidate of the refused token, the retry carries the new one."""
+    route = arm.get(INCIDENT_URL).mock(side_effect=[refused(), ok()])
+    with capture_logs() as logs:
+        incident = await client.get_incident(WS, INCIDENT_NAME)
+    assert incident.name == INCIDENT_NAME
+    old = f"token-for-{WS.tenant_id}"
+    assert tokens.invalidated == [(WS.tenant_id, old)]
+    sent = [call.request.headers["Authorization"] for call in route.calls]
+    assert sent == [f"Bearer {old}", f"Bearer {tokens.current(WS.tenant_id)}"]
+    assert sent[0] != sent[1]
+    assert clock.sleeps == []
+    [event] = [log for log in logs if log["event"] == "arm.token_refreshed"]
+    assert (event["tenant"], event["code"], event["log_level"]) == (
+        "contoso",
+        "ExpiredAuthenticationToken",
+        "warning",
+    )
+    assert "token-for" not in repr(logs)
+
+
+async def test_second_401_is_an_auth_error_of_that_tenant_after_two_requests(
+    client: SentinelClient, arm: respx.MockRouter, tokens: FakeTokens, clock: InstantClock
+) -> None:
+    """401, 401: AuthError naming the tenant, status and ARM code; no token; 2 requests."""
+    before = token_failures(WS.tenant)
+    route = arm.get(INCIDENT_URL).mock(
+        side_effect=[refused(), refused("InvalidAuthenticationToken"), ok()]
+    )
+    with capture_logs() as logs, pytest.raises(AuthError) as caught:
+        await client.get_incident(WS, INCIDENT_NAME)
+    text = str(caught.value)
+    assert caught.value.tenant == WS.tenant_id and WS.tenant_id in text
+    assert "ARM refused a fresh token (401 InvalidAuthenticationToken)" in text
+    assert "token-for" not in text and "token-for" not in repr(logs)
+    assert route.call_count == 2 and clock.sleeps == []
+    assert len(tokens.invalidated) == 1
+    assert token_failures(WS.tenant) == before + 1
+
+
+async def test_401_does_not_use_up_a_retry(
+    client: SentinelClient, arm: respx.MockRouter, clock: InstantClock
+) -> None:
+    """max_retries 5xx retries plus a token refresh still end in success."""
+    busy = arm_error(503, "ServiceUnavailable", "busy")
+    route = arm.get(INCIDENT_URL).mock(side_effect=[busy, busy, busy, refused(), ok()])
+    assert (await client.get_incident(WS, INCIDENT_NAME)).name == INCIDENT_NAME
+    assert route.call_count == 5
+    assert clock.sleeps == [0.5, 1.0, 2.0]  # backoff for the 503s only
+
+
+async def test_401_of_one_tenant_keeps_the_other_tenants_token(
+    clock: InstantClock, arm: respx.MockRouter
+) -> None:
+    """A refused token in one tenant is re-acquired there only; the other keeps its token."""
+    msal = FakeMsal()
+    tokens = MsalTokenProvider(
+        "https://login.microsoftonline.com", "client", SecretStr("s"), ARM, app_factory=msal
+    )
+    other = example("GetIncidentById") | {"name": "other", "id": f"{OTHER_WS.incidents_path}/other"}
+    other_route = arm.get(f"{OTHER_INCIDENTS_URL}/other").mock(
+        return_value=httpx.Response(200, json=other)
+    )
+    arm.get(INCIDENT_URL).mock(side_effect=[refused(), ok()])
+    async with make_client(clock.clock(), tokens) as client:
+        await client.get_incident(OTHER_WS, "other")
+        await client.get_incident(WS, INCIDENT_NAME)
+        await client.get_incident(OTHER_WS, "other")
+    assert msal.acquisitions(WS.tenant_id) == 2
+    assert msal.acquisitions(OTHER_WS.tenant_id) == 1
+    first, second = (call.request.headers["Authorization"] for call in other_route.calls)
+    assert first == second
+
+
+@pytest.mark.parametrize("refusals", ["together", "one_late"])
+async def test_concurrent_401s_of_one_tenant_make_one_new_token_request(refusals: str) -> None:
+    """Ten requests refused with the same old token cause one new token acquisition, whether
+    the 401s arrive together or the others arrive after the first was already refreshed."""
+    msal = FakeMsal()
+    tokens = MsalTokenProvider(
+        "https://login.microsoftonline.com", "client", SecretStr("s"), ARM, app_factory=msal
+    )
+    old = f"Bearer at-1@https://login.microsoftonline.com/{WS.tenant_id}"
+    all_sent, release_rest = asyncio.Event(), asyncio.Event()
+    held: list[httpx.Request] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] != old:
+            release_rest.set()  # a retry with the new token: now refuse the others
+            return ok()
+        held.append(request)  # hold every old-token request until all ten were sent
+        first = len(held) == 1
+        if len(held) == 10:
+            all_sent.set()
+            if refusals == "together":
+                release_rest.set()
+        await asyncio.wait_for(all_sent.wait(), timeout=5)
+        if not first:
+            await asyncio.wait_for(release_rest.wait(), timeout=5)
+        return refused()
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    async with http, make_client(InstantClock().clock(), tokens, http=http) as client:
+        results = await asyncio.gather(*(client.get_incident(WS, INCIDENT_NAME) for _ in range(10)))
+    assert len(results) == 10 and len(held) == 10
+    assert msal.acquisitions(WS.tenant_id) == 2  # the first token and one replacement

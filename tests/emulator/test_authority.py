@@ -8,9 +8,9 @@ import httpx
 import msal
 import requests
 
-from sentinel_bridge.emulator import Emulator, Endpoints
+from sentinel_bridge.emulator import EmulatedWorkspace, Emulator, Endpoints
 
-from .conftest import CLIENT_ID, SECRET, TENANT_A, TENANT_B, WS_A, get_token
+from .conftest import CLIENT_ID, SECRET, TENANT_A, TENANT_B, WS_A, WS_B, get_token
 
 
 def _form(**overrides: str) -> dict[str, str]:
@@ -145,3 +145,26 @@ async def test_expired_token_is_rejected_by_arm(client, endpoints, emu: Emulator
     )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "ExpiredAuthenticationToken"
+
+
+async def test_revoked_tokens_are_invalid_for_arm_in_that_tenant_only(
+    client, endpoints, emu: Emulator
+) -> None:
+    """After revoke_tokens(A), ARM answers 401 InvalidAuthenticationToken to A's old token;
+    B's token still works and A gets a working token on asking again."""
+    token_a = await get_token(client, endpoints, TENANT_A)
+    token_b = await get_token(client, endpoints, TENANT_B)
+    emu.authority.revoke_tokens(TENANT_A)
+
+    async def list_with(token: str, workspace: EmulatedWorkspace) -> httpx.Response:
+        return await client.get(
+            f"{endpoints.arm_endpoint}{workspace.incidents_path}",
+            params={"api-version": "2025-09-01"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    refused = await list_with(token_a, WS_A)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert (await list_with(token_b, WS_B)).status_code == 200
+    assert (await list_with(await get_token(client, endpoints, TENANT_A), WS_A)).status_code == 200

@@ -67,7 +67,8 @@ class ArmHttp:
         kind: Kind,
         body: Any = None,
     ) -> JsonObject:
-        """The JSON object of a 2xx answer, after retries; a typed RemoteError otherwise."""
+        """The JSON object of a 2xx answer, after retries; a typed RemoteError otherwise, or
+        AuthError for the tenant when ARM refuses its token even after a refresh."""
         log = logger.bind(
             **workspace.log_context(),
             subscription=workspace.subscription_id,
@@ -77,8 +78,15 @@ class ArmHttp:
         auth = BearerAuth(self._tokens, workspace.tenant_id)
         gate = self.gates.gate(workspace.subscription_id, kind)
         attempt = 0
+        refreshed = False
         while True:
             outcome = await self._attempt(method, url, body, auth, workspace, gate, kind)
+            if isinstance(outcome, httpx.Response) and outcome.status_code == 401:
+                # At most one refresh per call, sent at once and not counted as a retry:
+                # a refused token is ours to replace, not ARM's to heal.
+                await self._refused(outcome, workspace, refreshed, log)
+                refreshed = True
+                continue
             if isinstance(outcome, httpx.Response):
                 return _json_object(outcome, method)
             if isinstance(outcome, ThrottledError):
@@ -105,7 +113,8 @@ class ArmHttp:
         gate: ThrottleGate,
         kind: Kind,
     ) -> httpx.Response | RemoteError:
-        """One try: the successful response, or the error it amounts to (not raised)."""
+        """One try: the successful response, a 401 response (for the caller to replace the
+        token), or the error any other answer amounts to (not raised)."""
         await gate.acquire()
         sent = time.monotonic()
         try:
@@ -125,9 +134,33 @@ class ArmHttp:
             gate.done()
         metrics.observe_arm(workspace.tenant, kind, response.status_code, time.monotonic() - sent)
         self.gates.observe(workspace.subscription_id, response.headers)
-        if response.is_success:
+        if response.is_success or response.status_code == 401:
             return response
         return arm_error(response, self._policy.default_retry_after)
+
+    async def _refused(
+        self,
+        response: httpx.Response,
+        workspace: Workspace,
+        refreshed: bool,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        """ARM refused the request's token. The first time, drop that token so the next try
+        gets a new one; if the token was already a new one, raise AuthError for the tenant."""
+        token = _bearer_token(response.request)
+        code, message = error_body(response)
+        if refreshed:
+            # ARM's message does not echo the token, but never risk printing a credential.
+            text = message.replace(token, "***") if token else message
+            error = AuthError(
+                workspace.tenant_id,
+                f"ARM refused a fresh token (401 {code or 'Unauthorized'}): {text}",
+            )
+            metrics.token_failed(workspace.tenant)
+            log.warning("arm.request_failed", status=401, code=code, error=str(error))
+            raise error
+        await self._tokens.invalidate(workspace.tenant_id, token)
+        log.warning("arm.token_refreshed", status=401, code=code)
 
     async def _pause(
         self, failure: RemoteError, attempt: int, log: structlog.typing.FilteringBoundLogger
@@ -186,6 +219,12 @@ def error_body(response: httpx.Response) -> tuple[str | None, str]:
             message if isinstance(message, str) else response.reason_phrase,
         )
     return None, response.reason_phrase
+
+
+def _bearer_token(request: httpx.Request) -> str:
+    """The token a request carried in `Authorization: Bearer <token>`, or ''."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _json_object(response: httpx.Response, method: str) -> JsonObject:
