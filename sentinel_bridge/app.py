@@ -27,7 +27,13 @@ from .sync.delivery import Delivery, DeliveryOptions, DeliveryReport
 from .sync.forward import ForwardOptions, ForwardSync, utc_now
 from .sync.reverse import ReverseSync
 from .wiring import Adapters, open_adapters
-from .wiring_reverse import build_reverse, log_reverse_summary, reverse_loop, reverse_pass
+from .wiring_reverse import (
+    build_reverse,
+    item_budget,
+    log_reverse_summary,
+    reverse_loop,
+    reverse_pass,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -108,6 +114,7 @@ async def open_bridge(settings: Settings) -> AsyncIterator[Bridge]:
                 initial_lookback=timedelta(seconds=sync.initial_lookback_seconds),
                 enrich=sync.enrich,
                 enrich_concurrency=sync.enrich_concurrency,
+                budget=item_budget(sync),
             ),
             on_enqueued=delivery.nudge,
         )

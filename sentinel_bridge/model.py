@@ -89,18 +89,45 @@ class Incident:
     incident_url: str | None
     provider_name: str | None
     raw: JsonObject = field(compare=False, hash=False, repr=False)
+    # Fields the source sent missing or unusable, by source field name, with the raw value
+    # received (None when absent); each got a visible default above instead of a rejection.
+    defaulted: tuple[tuple[str, object], ...] = field(default=(), compare=False, hash=False)
 
     @property
     def alert_id(self) -> str:
         return alert_id_for(self.arm_id)
 
 
+class Enrichment:
+    """How complete an alert's enrichment is (the contract's `enrichment` field)."""
+
+    COMPLETE = "complete"  # alerts and entities as the source returned them
+    PARTIAL = "partial"  # one of the two could not be read; retried on later ticks
+    FAILED = "failed"  # neither could be read; retried on later ticks
+    OFF = "off"  # enrichment is switched off
+
+
 @dataclass(frozen=True, slots=True)
 class Details:
-    """Enrichment of one incident: its alerts and entities as the API returned them."""
+    """Enrichment of one incident: its alerts and entities as the API returned them.
+
+    `missing` names the parts that could not be read ("alerts", "entities") and `error` says
+    why; their tuples are then empty. An incident is never held back for its enrichment.
+    """
 
     alerts: tuple[JsonObject, ...] = ()
     entities: tuple[JsonObject, ...] = ()
+    missing: tuple[str, ...] = ()
+    error: str | None = None
+    enabled: bool = True
+
+    @property
+    def status(self) -> str:
+        if not self.enabled:
+            return Enrichment.OFF
+        if not self.missing:
+            return Enrichment.COMPLETE
+        return Enrichment.FAILED if len(self.missing) >= 2 else Enrichment.PARTIAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +166,9 @@ class LedgerEntry:
     revision: datetime
     fingerprint: str
     comments_count: int | None = None  # None: not known, so comments must be looked at
+    enrichment: str = Enrichment.COMPLETE  # of what was queued at `revision`
+    enrich_attempts: int = 0  # failed enrichments of this revision in a row
+    enrich_retry_at: datetime | None = None  # when to try the enrichment again; None: never
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +205,7 @@ class PageCommit:
     outbox: tuple[OutboxItem, ...]
     parked: tuple[ParkedItem, ...]
     checkpoint: datetime | None  # None: leave the checkpoint where it is
+    caught_up: bool = False  # the tick's listing ran to its end
 
 
 # --- reverse path ----------------------------------------------------------------------------
@@ -201,7 +232,7 @@ class JournalEntry:
     outcome: str
     reason: str | None
     payload: JsonObject = field(compare=False, hash=False, repr=False)
-    attempts: int = 1
+    attempts: int = 1  # failed tries that counted against the change's budget (+1 when done)
     updated_at: datetime | None = None
 
 
@@ -225,3 +256,4 @@ class AlertTarget:
     workspace_key: str
     arm_id: str
     revision: datetime | None = None
+    sweep_attempts: int = 0  # failed comment-mirroring passes in a row

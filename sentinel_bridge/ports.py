@@ -49,7 +49,12 @@ class IncidentSource(Protocol):
         ...
 
     async def enrich(self, workspace: Workspace, incident: Incident) -> Details:
-        """The incident's alerts and entities."""
+        """The incident's alerts and entities; a part that cannot be read is named in
+        `Details.missing`. NotFoundError when the incident is gone."""
+        ...
+
+    async def get_incident(self, workspace: Workspace, name: str) -> Incident:
+        """One incident as it is now; NotFoundError when it is gone."""
         ...
 
 
@@ -100,6 +105,16 @@ class Store(Protocol):
         ...
 
     async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None: ...
+
+    async def enrichment_due(
+        self, workspace_key: str, now: datetime, limit: int
+    ) -> list[LedgerEntry]:
+        """Ledger rows whose enrichment is due to be tried again by `now`, oldest due first."""
+        ...
+
+    async def caught_up(self, workspace_keys: Sequence[str]) -> set[str]:
+        """The workspaces whose listing ran to its end at least once."""
+        ...
 
     async def claim_outbox(
         self, limit: int, now: datetime, lease_seconds: float
@@ -180,6 +195,14 @@ class ReverseStore(Protocol):
         """Ids of changes already applied, skipped as echoes, or parked."""
         ...
 
+    async def pending(self, change_ids: Sequence[str]) -> dict[str, JournalEntry]:
+        """Journal entries of those changes that are still pending (tried, not finished)."""
+        ...
+
+    async def caught_up(self, workspace_keys: Sequence[str]) -> set[str]:
+        """The workspaces whose forward listing ran to its end at least once."""
+        ...
+
     async def record(
         self, queue_key: str, entry: JournalEntry, written: Sequence[WrittenItem]
     ) -> None:
@@ -198,3 +221,9 @@ class ReverseStore(Protocol):
         ...
 
     async def mark_swept(self, alert_id: str, revision: datetime) -> None: ...
+
+    async def sweep_failed(self, alert_id: str, attempts: int, retry_at: datetime) -> None:
+        """A mirroring pass of the incident failed: count it; due again at `retry_at`."""
+        ...
+
+    async def park(self, item: ParkedItem) -> None: ...

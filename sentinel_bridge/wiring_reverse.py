@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Protocol
 
 import anyio
@@ -11,6 +12,7 @@ import structlog
 from .adapters.store.reverse_store import ReverseSqlStore
 from .config import Settings, SyncSettings
 from .model import Workspace
+from .sync.budget import Budget
 from .sync.reverse import PassReport, ReverseOptions, ReverseSync
 from .sync.reverse_apply import ApplyOptions
 from .wiring import Adapters
@@ -25,6 +27,13 @@ class RunningWorkspaces(Protocol):
     def workspaces(self) -> list[Workspace]: ...
 
 
+def item_budget(sync: SyncSettings) -> Budget:
+    return Budget(
+        max_attempts=sync.item_max_attempts,
+        first_delay=timedelta(seconds=sync.item_retry_seconds),
+    )
+
+
 def reverse_options(sync: SyncSettings) -> ReverseOptions:
     return ReverseOptions(
         page_size=sync.changes_page_size,
@@ -33,6 +42,7 @@ def reverse_options(sync: SyncSettings) -> ReverseOptions:
             default_close_classification=sync.default_close_classification,
             comment_max_chars=sync.comment_max_chars,
         ),
+        budget=item_budget(sync),
     )
 
 

@@ -4,18 +4,30 @@ After the forward path delivered an incident at a new revision, its comments are
 each comment not written by the bridge (the written-where map knows those ids) and not yet
 mirrored is PUT to the queue under a deterministic id, so a repeat is harmless. An incident is
 marked swept at the ledger revision it was read at: a later change in Sentinel sweeps it again.
+
+A comment the queue refuses as such (400, 413, 422) is parked and the others go on. An
+incident whose mirroring keeps failing on its own account is tried again further apart each
+time, then parked and marked swept at that revision; its tenant's failures (no token,
+throttling, no connection) only wait for the next pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import anyio
 import structlog
 
-from ..errors import AuthError, NotFoundError, PayloadError, RemoteError
-from ..model import AlertTarget, JsonObject, Workspace, WrittenItem
+from ..errors import NotFoundError, RejectedError
+from ..model import AlertTarget, JsonObject, ParkedItem, Workspace, WrittenItem
 from ..ports import ChangeFeed, IncidentTarget, ReverseStore
+from .budget import Budget
 from .comment_text import queue_comment_id, shown_text
-from .reverse_apply import comment_body
+from .reverse_apply import comment_body, tenant_wide
+
+# The queue says the comment itself is wrong: sending it again cannot help.
+_COMMENT_REJECTED = frozenset({400, 413, 422})
 
 log = structlog.get_logger(__name__)
 
@@ -28,12 +40,16 @@ class CommentMirror:
         store: ReverseStore,
         concurrency: int,
         limit: int,
+        budget: Budget,
+        clock: Callable[[], datetime],
     ) -> None:
         self._target = target
         self._feed = feed
         self._store = store
         self._concurrency = concurrency
         self._limit = limit
+        self._budget = budget
+        self._clock = clock
 
     async def sweep(self, workspace: Workspace) -> tuple[int, int]:
         """(comments mirrored, incidents that failed and stay due) for one workspace."""
@@ -45,19 +61,38 @@ class CommentMirror:
             async with limiter:
                 try:
                     totals[0] += await self._incident(workspace, where)
-                except (RemoteError, AuthError, PayloadError) as exc:
-                    totals[1] += 1
-                    log.warning(
-                        "comment mirroring failed; retried next pass",
-                        **workspace.log_context(),
-                        alert_id=where.alert_id,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
+                except Exception as exc:  # one incident's failure, never the pass's
+                    totals[1] += await self._failed(workspace, where, exc)
 
         async with anyio.create_task_group() as tasks:
             for where in due:
                 tasks.start_soon(one, where)
         return totals[0], totals[1]
+
+    async def _failed(self, workspace: Workspace, where: AlertTarget, exc: Exception) -> int:
+        """Count the failure against the incident's budget; 1 while it stays due."""
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        context = {**workspace.log_context(), "alert_id": where.alert_id, "error": error}
+        attempts = where.sweep_attempts + 1
+        if tenant_wide(exc):
+            log.warning("comment mirroring failed; retried next pass", **context)
+            return 1
+        if not self._budget.exhausted(attempts):
+            retry_at = self._clock() + self._budget.delay(attempts)
+            await self._store.sweep_failed(where.alert_id, attempts, retry_at)
+            log.warning(
+                "comment mirroring failed; retried later",
+                **context,
+                attempts=attempts,
+                retry_at=retry_at.isoformat(),
+            )
+            return 1
+        reason = f"comment mirroring gave up after {attempts} attempts; last: {error}"
+        await self._store.park(_parked(workspace, where, {}, reason))
+        if where.revision is not None:
+            await self._store.mark_swept(where.alert_id, where.revision)
+        log.error("comment mirroring parked", **context, attempts=attempts)
+        return 0
 
     async def _incident(self, workspace: Workspace, where: AlertTarget) -> int:
         name = where.arm_id.rstrip("/").rsplit("/", 1)[-1]
@@ -69,8 +104,12 @@ class CommentMirror:
         mirrored = await self._store.written_ids("queue", where.alert_id)
         count = 0
         for comment in comments:
-            if await self._mirror(where, comment, ours, mirrored):
-                count += 1
+            try:
+                count += int(await self._mirror(where, comment, ours, mirrored))
+            except RejectedError as exc:
+                if exc.status not in _COMMENT_REJECTED:
+                    raise
+                await self._park_comment(workspace, where, comment, exc)
         if where.revision is not None:
             await self._store.mark_swept(where.alert_id, where.revision)
         return count
@@ -97,3 +136,35 @@ class CommentMirror:
         # only repeats the (idempotent) PUT next time; the queue's echo of it says "bridge".
         await self._store.record_written([WrittenItem("queue", where.alert_id, comment_id, name)])
         return True
+
+    async def _park_comment(
+        self, workspace: Workspace, where: AlertTarget, comment: JsonObject, exc: RejectedError
+    ) -> None:
+        name = comment.get("name")
+        ids = {"comment": name if isinstance(name, str) else str(comment.get("id"))}
+        reason = f"the queue refused the comment: {type(exc).__name__}: {exc}"[:1000]
+        await self._store.park(_parked(workspace, where, ids, reason, comment))
+        log.error(
+            "comment parked",
+            **workspace.log_context(),
+            alert_id=where.alert_id,
+            reason=reason,
+            **ids,
+        )
+
+
+def _parked(
+    workspace: Workspace,
+    where: AlertTarget,
+    identifiers: dict[str, str],
+    reason: str,
+    payload: JsonObject | None = None,
+) -> ParkedItem:
+    return ParkedItem(
+        kind="comment_mirror",
+        workspace_key=workspace.key,
+        tenant=workspace.tenant,
+        identifiers={"alert_id": where.alert_id, "arm_id": where.arm_id, **identifiers},
+        reason=reason,
+        payload=payload or {},
+    )

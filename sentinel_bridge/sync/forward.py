@@ -3,13 +3,19 @@
 Every page ends in one store transaction (ledger + outbox + parked + checkpoint), so a crash at
 any moment leaves either the whole page recorded or none of it; the lookback and the ledger make
 the re-read after a restart harmless.
+
+No incident holds back the others: an enrichment that fails (after the client's retries) is
+that incident's failure. The alert is delivered without the part that failed, flagged in its
+`enrichment` field; the ledger remembers to try again later (a failure budget per revision,
+see `budget.py`), and once it succeeds the same alert is delivered again, complete.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -25,12 +31,12 @@ from ..model import (
     PageCommit,
     ParkedItem,
     Unparsable,
-    Window,
     Workspace,
 )
 from ..ports import IncidentSource, ListingEnd, Store
+from .budget import Budget, after_enrichment
 from .dedup import Verdict, decide_all, fingerprint
-from .mapping import to_alert
+from .mapping import to_alert, unmappable_alert
 from .window import checkpoint_after_listing, checkpoint_after_page, plan_window
 
 log = structlog.get_logger(__name__)
@@ -42,6 +48,9 @@ class ForwardOptions:
     initial_lookback: timedelta
     enrich: bool = True
     enrich_concurrency: int = 8
+    budget: Budget = field(default_factory=Budget)
+    # Ledger rows whose enrichment is retried per tick, beyond those the listing re-read.
+    enrich_retry_batch: int = 50
 
 
 @dataclass(slots=True)
@@ -53,6 +62,8 @@ class TickReport:
     changed: int = 0
     unchanged: int = 0
     stale: int = 0
+    reenriched: int = 0
+    incomplete: int = 0  # delivered with part of the enrichment missing
     parked: int = 0
     enqueued: int = 0
     pages: int = 0
@@ -91,10 +102,12 @@ class ForwardSync:
         newest: datetime | None = None
         async for page in listing:
             newest = _newest(page, newest)
-            await self._process_page(workspace, window, page, newest, report)
+            await self._process_page(workspace, page, report, checkpoint_after_page(window, newest))
         report.end = listing.end.value
-        final = checkpoint_after_listing(window, listing.end is ListingEnd.COMPLETE, newest)
-        await self._commit(PageCommit(workspace.key, (), (), (), final))
+        complete = listing.end is ListingEnd.COMPLETE
+        final = checkpoint_after_listing(window, complete, newest)
+        await self._commit(PageCommit(workspace.key, (), (), (), final, caught_up=complete))
+        await self._retry_enrichment(workspace, report)
         log.info(
             "forward tick",
             **workspace.log_context(),
@@ -103,6 +116,8 @@ class ForwardSync:
             changed=report.changed,
             unchanged=report.unchanged,
             stale=report.stale,
+            reenriched=report.reenriched,
+            incomplete=report.incomplete,
             parked=report.parked,
             enqueued=report.enqueued,
             pages=report.pages,
@@ -116,31 +131,30 @@ class ForwardSync:
     async def _process_page(
         self,
         workspace: Workspace,
-        window: Window,
         page: Page,
-        newest: datetime | None,
         report: TickReport,
+        checkpoint: datetime | None,
     ) -> None:
         report.pages += 1
         report.fetched += len(page.incidents) + len(page.unparsable)
         ledger = await self._store.ledger(
             workspace.key, [incident.arm_id.lower() for incident in page.incidents]
         )
-        verdicts = decide_all(page.incidents, ledger)
+        now = self._clock()
+        verdicts = decide_all(page.incidents, ledger, now)
         _count(verdicts, report)
         due = [incident for incident, verdict in verdicts if verdict.needs_delivery]
         details = await self._enrich_all(workspace, due)
-        outbox, parked = self._build(workspace, due, details)
+        built = [self._build(workspace, incident, details, ledger, now) for incident in due]
+        outbox = [item for item, _, _ in built]
+        ledger_rows = [row for _, row, _ in built] + _refreshed(verdicts, ledger)
+        parked = [item for _, _, item in built if item is not None]
         parked += [_park_unparsable(workspace, item) for item in page.unparsable]
-        # Parked incidents get a ledger row too: they are kept in the parked table, and a
-        # lookback re-read must not park the same revision again and again.
-        ledger_rows = [_ledger_entry(workspace, incident) for incident in due]
-        ledger_rows += _refreshed(workspace, verdicts, ledger)
         report.enqueued += len(outbox)
+        report.incomplete += sum(1 for item in outbox if item.body["enrichment"] in _INCOMPLETE)
         report.parked += len(parked)
         for item in parked:
             log.warning("parked", **workspace.log_context(), **item.identifiers, reason=item.reason)
-        checkpoint = checkpoint_after_page(window, newest)
         await self._commit(
             PageCommit(workspace.key, tuple(ledger_rows), tuple(outbox), tuple(parked), checkpoint)
         )
@@ -155,29 +169,22 @@ class ForwardSync:
     async def _enrich_all(
         self, workspace: Workspace, incidents: list[Incident]
     ) -> dict[str, Details]:
+        if not self._options.enrich:
+            return {incident.arm_id: Details(enabled=False) for incident in incidents}
         results: dict[str, Details] = {}
-        if not self._options.enrich or not incidents:
-            return results
         limiter = anyio.CapacityLimiter(self._options.enrich_concurrency)
-        failures: list[Exception] = []
 
         async def enrich_one(incident: Incident) -> None:
             async with limiter:
-                if failures:  # the page will not be committed: spare the read budget
-                    return
-                try:
-                    results[incident.arm_id] = await self._enrich_one(workspace, incident)
-                except Exception as exc:
-                    failures.append(exc)
+                results[incident.arm_id] = await self._enrich_one(workspace, incident)
 
         async with anyio.create_task_group() as group:
             for incident in incidents:
                 group.start_soon(enrich_one, incident)
-        if failures:
-            raise failures[0]
         return results
 
     async def _enrich_one(self, workspace: Workspace, incident: Incident) -> Details:
+        """Never raises for the incident's sake: whatever fails is in `Details.missing`."""
         try:
             return await self._source.enrich(workspace, incident)
         except NotFoundError:
@@ -188,29 +195,135 @@ class ForwardSync:
                 incident_number=incident.incident_number,
             )
             return Details()
+        except Exception as exc:  # one incident's failure, never the tick's
+            return Details(missing=("alerts", "entities"), error=_describe(exc))
 
     def _build(
-        self, workspace: Workspace, incidents: list[Incident], details: dict[str, Details]
-    ) -> tuple[list[OutboxItem], list[ParkedItem]]:
-        outbox: list[OutboxItem] = []
+        self,
+        workspace: Workspace,
+        incident: Incident,
+        details: Mapping[str, Details],
+        ledger: Mapping[str, LedgerEntry],
+        now: datetime,
+    ) -> tuple[OutboxItem, LedgerEntry, ParkedItem | None]:
+        """The incident's outbox item, its ledger row and, when its enrichment budget is
+        spent, the parked record saying so (the alert itself is delivered all the same)."""
+        found = details.get(incident.arm_id, Details(missing=("alerts", "entities")))
+        previous = ledger.get(incident.arm_id.lower())
+        followup = after_enrichment(
+            found, incident.last_modified_at, previous, now, self._options.budget
+        )
+        body = _alert_body(workspace, incident, found)
+        row = dataclasses.replace(
+            _ledger_entry(workspace, incident),
+            enrichment=found.status,
+            enrich_attempts=followup.attempts,
+            enrich_retry_at=followup.retry_at,
+        )
+        if found.status in _INCOMPLETE:
+            _log_incomplete(workspace, incident, found, followup.attempts, followup.retry_at)
+        parked = (
+            _park_enrichment(workspace, incident, found, followup.attempts)
+            if followup.give_up
+            else None
+        )
+        return _outbox_item(workspace, incident, body), row, parked
+
+    async def _retry_enrichment(self, workspace: Workspace, report: TickReport) -> None:
+        """Read again the incidents whose enrichment is due and were not listed this tick."""
+        if not self._options.enrich:
+            return
+        now = self._clock()
+        due = await self._store.enrichment_due(workspace.key, now, self._options.enrich_retry_batch)
+        fetched: list[Incident] = []
+        rows: list[LedgerEntry] = []
         parked: list[ParkedItem] = []
-        for incident in incidents:
-            try:
-                body = to_alert(workspace, incident, details.get(incident.arm_id, Details()))
-            except Exception as exc:  # a surprising payload must park, never stop the tick
-                parked.append(_park_incident(workspace, incident, f"cannot map: {exc!r}"))
-                continue
-            outbox.append(
-                OutboxItem(
-                    alert_id=incident.alert_id,
-                    workspace_key=workspace.key,
-                    tenant=workspace.tenant,
-                    incident_number=incident.incident_number,
-                    revision=incident.last_modified_at,
-                    body=body,
-                )
+        for entry in due:
+            incident, row, park = await self._reread(workspace, entry, now)
+            fetched += [incident] if incident is not None else []
+            rows += [row] if row is not None else []
+            parked += [park] if park is not None else []
+        if rows or parked:
+            await self._commit(PageCommit(workspace.key, tuple(rows), (), tuple(parked), None))
+        if fetched:
+            await self._process_page(workspace, Page(tuple(fetched)), report, None)
+
+    async def _reread(
+        self, workspace: Workspace, entry: LedgerEntry, now: datetime
+    ) -> tuple[Incident | None, LedgerEntry | None, ParkedItem | None]:
+        """The incident as it is now; or, when it cannot be read, its ledger row updated."""
+        name = entry.arm_id.rstrip("/").rsplit("/", 1)[-1]
+        try:
+            return await self._source.get_incident(workspace, name), None, None
+        except NotFoundError:
+            log.info(
+                "incident gone; its enrichment is not retried",
+                **workspace.log_context(),
+                alert_id=entry.alert_id,
             )
-        return outbox, parked
+            return None, dataclasses.replace(entry, enrich_retry_at=None), None
+        except Exception as exc:  # counts against the incident's budget like a failed enrich
+            failed = Details(missing=("alerts", "entities"), error=_describe(exc))
+            followup = after_enrichment(failed, entry.revision, entry, now, self._options.budget)
+            row = dataclasses.replace(
+                entry, enrich_attempts=followup.attempts, enrich_retry_at=followup.retry_at
+            )
+            if not followup.give_up:
+                return None, row, None
+            park = _park_retry(workspace, entry, failed, followup.attempts)
+            return None, row, park
+
+
+_INCOMPLETE = frozenset({"partial", "failed"})
+
+
+def _alert_body(workspace: Workspace, incident: Incident, details: Details) -> dict[str, object]:
+    try:
+        return to_alert(workspace, incident, details)
+    except Exception as exc:  # a surprising payload still reaches the SOC, flagged
+        reason = _describe(exc)
+        log.error(
+            "incident could not be mapped; delivering a minimal alert",
+            **workspace.log_context(),
+            arm_id=incident.arm_id,
+            error=reason,
+        )
+        return unmappable_alert(workspace, incident, reason)
+
+
+def _outbox_item(workspace: Workspace, incident: Incident, body: dict[str, object]) -> OutboxItem:
+    return OutboxItem(
+        alert_id=incident.alert_id,
+        workspace_key=workspace.key,
+        tenant=workspace.tenant,
+        incident_number=incident.incident_number,
+        revision=incident.last_modified_at,
+        body=body,
+    )
+
+
+def _log_incomplete(
+    workspace: Workspace,
+    incident: Incident,
+    details: Details,
+    attempts: int,
+    retry_at: datetime | None,
+) -> None:
+    log.warning(
+        "enrichment incomplete; alert delivered flagged",
+        **workspace.log_context(),
+        incident_number=incident.incident_number,
+        alert_id=incident.alert_id,
+        missing=list(details.missing),
+        error=details.error,
+        attempts=attempts,
+        retry_at=retry_at.isoformat() if retry_at else None,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    first = (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"[:500]
 
 
 def _newest(page: Page, newest: datetime | None) -> datetime | None:
@@ -228,6 +341,8 @@ def _count(verdicts: list[tuple[Incident, Verdict]], report: TickReport) -> None
             report.changed += 1
         elif verdict is Verdict.UNCHANGED:
             report.unchanged += 1
+        elif verdict is Verdict.REENRICH:
+            report.reenriched += 1
         else:
             report.stale += 1
 
@@ -244,16 +359,21 @@ def _ledger_entry(workspace: Workspace, incident: Incident) -> LedgerEntry:
 
 
 def _refreshed(
-    workspace: Workspace,
-    verdicts: list[tuple[Incident, Verdict]],
-    ledger: Mapping[str, LedgerEntry],
+    verdicts: list[tuple[Incident, Verdict]], ledger: Mapping[str, LedgerEntry]
 ) -> list[LedgerEntry]:
-    """Unchanged re-reads with a newer timestamp move the ledger's revision forward."""
+    """Unchanged re-reads with a newer timestamp move the ledger's revision forward (and keep
+    what it knows of the enrichment: the content it describes did not change)."""
     rows: list[LedgerEntry] = []
     for incident, verdict in verdicts:
         entry = ledger.get(incident.arm_id.lower())
         if verdict is Verdict.UNCHANGED and entry and incident.last_modified_at > entry.revision:
-            rows.append(_ledger_entry(workspace, incident))
+            rows.append(
+                dataclasses.replace(
+                    entry,
+                    revision=incident.last_modified_at,
+                    comments_count=comments_count(incident),
+                )
+            )
     return rows
 
 
@@ -265,17 +385,38 @@ def comments_count(incident: Incident) -> int | None:
     return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
-def _park_incident(workspace: Workspace, incident: Incident, reason: str) -> ParkedItem:
+def _park_enrichment(
+    workspace: Workspace, incident: Incident, details: Details, attempts: int
+) -> ParkedItem:
     return ParkedItem(
-        kind="incident_payload",
+        kind="incident_enrichment",
         workspace_key=workspace.key,
         tenant=workspace.tenant,
         identifiers={
             "arm_id": incident.arm_id,
+            "alert_id": incident.alert_id,
             "incident_number": str(incident.incident_number),
         },
-        reason=reason,
-        payload=incident.raw,
+        reason=f"enrichment gave up after {attempts} attempts "
+        f"(missing {', '.join(details.missing)}): {details.error}",
+        payload={
+            "missing": list(details.missing),
+            "revision": incident.last_modified_at.isoformat(),
+        },
+    )
+
+
+def _park_retry(
+    workspace: Workspace, entry: LedgerEntry, details: Details, attempts: int
+) -> ParkedItem:
+    return ParkedItem(
+        kind="incident_enrichment",
+        workspace_key=workspace.key,
+        tenant=workspace.tenant,
+        identifiers={"arm_id": entry.arm_id, "alert_id": entry.alert_id},
+        reason=f"enrichment gave up after {attempts} attempts "
+        f"(the incident could not be read again): {details.error}",
+        payload={"missing": list(details.missing), "revision": entry.revision.isoformat()},
     )
 
 

@@ -7,10 +7,15 @@ passed on rather than rejected: the queue sees `Critical` as `critical`, not a c
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
 from ..model import Details, Incident, JsonObject, Owner, Workspace
+
+# A defaulted field's raw value travels with the alert so that an analyst can see what came;
+# a huge one is cut so that one odd field cannot make the whole alert too big to deliver.
+RAW_VALUE_MAX_CHARS = 1000
 
 _WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
@@ -33,13 +38,26 @@ def iso_utc(moment: datetime | None) -> str | None:
 
 
 def revision_of(incident: Incident) -> str:
-    """The alert's revision: the incident's lastModifiedTimeUtc as Sentinel wrote it."""
+    """The alert's revision: the incident's lastModifiedTimeUtc as Sentinel wrote it (all 7
+    fractional digits), or the time the reader fell back to when that text is unusable."""
     properties = incident.raw.get("properties")
-    if isinstance(properties, dict):
+    if isinstance(properties, dict) and "lastModifiedTimeUtc" not in dict(incident.defaulted):
         text = properties.get("lastModifiedTimeUtc")
         if isinstance(text, str) and text:
             return text
     return iso_utc(incident.last_modified_at) or ""
+
+
+def defaulted_body(incident: Incident) -> list[JsonObject]:
+    """The fields that got a default, each with the raw value received (cut when huge)."""
+    return [{"field": name, "raw": _bounded(value)} for name, value in incident.defaulted]
+
+
+def _bounded(value: object) -> object:
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    if len(text) <= RAW_VALUE_MAX_CHARS:
+        return value
+    return text[: RAW_VALUE_MAX_CHARS - 1] + "…"
 
 
 def owner_body(owner: Owner) -> JsonObject | None:
@@ -84,4 +102,26 @@ def to_alert(workspace: Workspace, incident: Incident, details: Details) -> Json
         "source": source_body(workspace, incident),
         "alerts": list(details.alerts),
         "entities": list(details.entities),
+        "enrichment": details.status,
+        "enrichment_missing": list(details.missing),
+        "defaulted": defaulted_body(incident),
+    }
+
+
+def unmappable_alert(workspace: Workspace, incident: Incident, error: str) -> JsonObject:
+    """The least an alert can say when the incident could not be mapped: enough to find it."""
+    number = incident.incident_number
+    return {
+        "revision": iso_utc(incident.last_modified_at),
+        "title": f"(incident #{number} could not be mapped)" if number else "(unmappable incident)",
+        "description": f"The bridge could not map this incident ({error}); see it in Sentinel.",
+        "severity": "medium",
+        "status": "new",
+        "incident_number": number,
+        "source": source_body(workspace, incident),
+        "alerts": [],
+        "entities": [],
+        "enrichment": "failed",
+        "enrichment_missing": ["alerts", "entities"],
+        "defaulted": [{"field": "*", "raw": None}],
     }

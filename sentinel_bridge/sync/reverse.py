@@ -5,13 +5,18 @@ echo, or parked); a change that failed in a way that may heal keeps the cursor w
 and the journal makes the re-read of the finished ones a no-op. Changes of one alert run in
 feed order, one at a time; different alerts run concurrently, and the Sentinel client's
 per-subscription gate keeps them inside ARM's write budget.
+
+No change blocks the feed: whatever one change raises is that change's failure. A change that
+keeps failing on its own account is tried again further apart each time and parked once its
+budget is spent; failures of its tenant (no token, throttling) wait without using it up.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import anyio
 import structlog
@@ -19,6 +24,7 @@ import structlog
 from ..errors import PayloadError, RemoteError
 from ..model import AlertTarget, Change, JournalEntry, JsonObject, Workspace, WrittenItem
 from ..ports import ChangeFeed, IncidentTarget, ReverseStore
+from .budget import Budget
 from .comments import CommentMirror
 from .reverse_apply import Applier, ApplyOptions, Outcome, Result
 from .reverse_plan import PlanError, change_id_of, parse_change
@@ -33,6 +39,7 @@ class ReverseOptions:
     concurrency: int = 8
     sweep_limit: int = 500
     apply: ApplyOptions = field(default_factory=ApplyOptions)
+    budget: Budget = field(default_factory=Budget)
 
 
 @dataclass(slots=True)
@@ -58,6 +65,17 @@ class PassReport:
         setattr(self, name, getattr(self, name) + 1)
 
 
+@dataclass(slots=True)
+class _PassState:
+    """What one pass (or one `changes retry`) knows while it works through changes."""
+
+    report: PassReport
+    targets: Mapping[str, AlertTarget] = field(default_factory=dict)
+    pending: Mapping[str, JournalEntry] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)  # alerts with an unfinished change
+    waiting_for: list[str] | None = None  # tenants not yet read through once (None: unknown)
+
+
 class ReverseSync:
     """One queue's change feed applied to the configured workspaces."""
 
@@ -68,13 +86,17 @@ class ReverseSync:
         store: ReverseStore,
         workspaces: Mapping[str, Workspace],
         options: ReverseOptions,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._feed = feed
         self._store = store
         self._workspaces = workspaces
         self._options = options
+        self._clock = clock
         self._applier = Applier(target, options.apply, before_write=store.record_written)
-        self._mirror = CommentMirror(target, feed, store, options.concurrency, options.sweep_limit)
+        self._mirror = CommentMirror(
+            target, feed, store, options.concurrency, options.sweep_limit, options.budget, clock
+        )
 
     @property
     def store(self) -> ReverseStore:
@@ -109,12 +131,14 @@ class ReverseSync:
         return report
 
     async def retry(self, change_ids: Sequence[str] | None) -> list[JournalEntry]:
-        """Apply parked changes again (all of them for None), oldest first; their new state."""
+        """Apply parked changes again (all of them for None), oldest first; their new state.
+
+        A retried change starts with a fresh budget: its cause is meant to be fixed now.
+        """
         entries = await self._store.journal(change_ids, parked_only=True, limit=1_000_000)
-        report = PassReport()
-        blocked: set[str] = set()
+        state = _PassState(PassReport())
         for entry in reversed(entries):
-            await self._one_raw(entry.payload, {}, blocked, report)
+            await self._one_raw(entry.payload, state)
         ids = [entry.change_id for entry in entries]
         return await self._store.journal(ids, parked_only=False, limit=len(ids) or 1)
 
@@ -143,7 +167,8 @@ class ReverseSync:
 
     async def _page(self, changes: list[JsonObject], blocked: set[str], report: PassReport) -> None:
         report.read += len(changes)
-        done = await self._store.finished([change_id_of(raw) for raw in changes])
+        ids = [change_id_of(raw) for raw in changes]
+        done = await self._store.finished(ids)
         groups: dict[str, list[JsonObject]] = {}
         for raw in changes:
             if change_id_of(raw) in done:
@@ -151,53 +176,93 @@ class ReverseSync:
                 continue
             alert_id = raw.get("alert_id") if isinstance(raw, dict) else None
             groups.setdefault(str(alert_id), []).append(raw)
-        targets = await self._store.targets(list(groups))
+        state = _PassState(
+            report,
+            targets=await self._store.targets(list(groups)),
+            pending=await self._store.pending(ids),
+            blocked=blocked,
+        )
         limiter = anyio.CapacityLimiter(self._options.concurrency)
 
         async def run_group(group: list[JsonObject]) -> None:
             async with limiter:
                 for raw in group:
-                    await self._one_raw(raw, targets, blocked, report)
+                    await self._one_raw(raw, state)
 
         async with anyio.create_task_group() as tasks:
             for group in groups.values():
                 tasks.start_soon(run_group, group)
 
-    async def _one_raw(
-        self,
-        raw: JsonObject,
-        targets: Mapping[str, AlertTarget],
-        blocked: set[str],
-        report: PassReport,
-    ) -> None:
+    async def _one_raw(self, raw: JsonObject, state: _PassState) -> None:
         try:
             change = parse_change(raw)
         except PlanError as exc:
-            await self._finish(_malformed(raw, str(exc)), (), report)
+            await self._finish(_malformed(raw, str(exc)), (), state.report)
             return
-        if change.alert_id in blocked:
-            report.pending += 1  # order per incident: not before the earlier one is done
+        previous = state.pending.get(change.change_id)
+        if change.alert_id in state.blocked or not self._due(previous):
+            state.report.pending += 1  # order per incident; or still waiting out its backoff
+            state.blocked.add(change.alert_id)
             return
-        where = targets.get(change.alert_id)
-        if where is None and not targets:
-            where = (await self._store.targets([change.alert_id])).get(change.alert_id)
-        result = await self._decide(change, where)
+        try:
+            result = await self._decide(change, state)
+        except Exception as exc:  # whatever one change raises is that change's failure
+            result = Result(Outcome.PENDING, f"unexpected {type(exc).__name__}: {exc}"[:1000])
+        result, attempts = self._charge(result, previous)
         if result.outcome is Outcome.PENDING:
-            blocked.add(change.alert_id)
-        await self._finish(_entry(change, result), result.written, report, result.notes)
+            state.blocked.add(change.alert_id)
+        entry = _entry(change, result, attempts)
+        await self._finish(entry, result.written, state.report, result.notes)
 
-    async def _decide(self, change: Change, where: AlertTarget | None) -> Result:
+    def _due(self, previous: JournalEntry | None) -> bool:
+        """A change that failed on its own account is tried again only after its backoff."""
+        if previous is None or previous.attempts <= 0 or previous.updated_at is None:
+            return True
+        wait = self._options.budget.delay(previous.attempts)
+        return self._clock() >= previous.updated_at + wait
+
+    def _charge(self, result: Result, previous: JournalEntry | None) -> tuple[Result, int]:
+        """The result after the budget, and the attempts to record with it."""
+        spent = previous.attempts if previous is not None else 0
+        if result.outcome is not Outcome.PENDING:
+            return result, spent + 1
+        if not result.counts:
+            return result, spent
+        attempts = spent + 1
+        if not self._options.budget.exhausted(attempts):
+            return result, attempts
+        reason = f"gave up after {attempts} attempts; last: {result.reason}"
+        return Result(Outcome.PARKED, reason, result.written, result.notes), attempts
+
+    async def _decide(self, change: Change, state: _PassState) -> Result:
         if change.origin == "bridge":
             return Result(Outcome.ECHO, "written by the bridge")
         if change.kind == "comment" and await self._mirrored_here(change):
             return Result(Outcome.ECHO, "comment mirrored from Sentinel by the bridge")
+        where = state.targets.get(change.alert_id)
         if where is None:
-            return Result(Outcome.PARKED, "unknown alert: no incident known for this alert_id")
+            where = (await self._store.targets([change.alert_id])).get(change.alert_id)
+        if where is None:
+            return await self._unknown_alert(state)
         workspace = self._workspaces.get(where.workspace_key)
         if workspace is None:
             return Result(Outcome.PARKED, f"workspace {where.workspace_key} is not configured")
         with structlog.contextvars.bound_contextvars(**workspace.log_context()):
             return await self._applier.apply(change, workspace, where)
+
+    async def _unknown_alert(self, state: _PassState) -> Result:
+        """Parked once every workspace was read through; until then it may be one of theirs."""
+        if state.waiting_for is None:
+            done = await self._store.caught_up(list(self._workspaces))
+            state.waiting_for = sorted(
+                workspace.tenant for key, workspace in self._workspaces.items() if key not in done
+            )
+        if state.waiting_for:
+            reason = "unknown alert; waiting for the first full forward tick of " + ", ".join(
+                state.waiting_for
+            )
+            return Result(Outcome.PENDING, reason, counts=False)
+        return Result(Outcome.PARKED, "unknown alert: no incident known for this alert_id")
 
     async def _mirrored_here(self, change: Change) -> bool:
         comment_id = change.raw.get("comment_id")
@@ -224,7 +289,7 @@ class ReverseSync:
             log.info("change applied", **ids, notes=list(notes) or None)
 
 
-def _entry(change: Change, result: Result) -> JournalEntry:
+def _entry(change: Change, result: Result, attempts: int) -> JournalEntry:
     return JournalEntry(
         change_id=change.change_id,
         alert_id=change.alert_id,
@@ -232,6 +297,7 @@ def _entry(change: Change, result: Result) -> JournalEntry:
         outcome=result.outcome.value,
         reason=result.reason,
         payload=change.raw,
+        attempts=attempts,
     )
 
 
@@ -241,8 +307,9 @@ def _malformed(raw: object, reason: str) -> JournalEntry:
     kind = payload.get("kind")
     return JournalEntry(
         change_id=change_id_of(raw),
-        alert_id=alert_id if isinstance(alert_id, str) else None,
-        kind=kind if isinstance(kind, str) else None,
+        # Kept only when they fit the journal's columns: junk must not fail the record.
+        alert_id=alert_id if isinstance(alert_id, str) and len(alert_id) <= 256 else None,
+        kind=kind if isinstance(kind, str) and len(kind) <= 64 else None,
         outcome="parked",
         reason=f"malformed change: {reason}",
         payload=payload,

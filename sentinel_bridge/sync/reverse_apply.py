@@ -4,7 +4,9 @@ Status and owner: GET, merge, PUT with the etag; a 409 means someone wrote in be
 incident is read again and the change merged again, a bounded number of times. Comments: one
 PUT per part, each with its deterministic id, so a retry rewrites instead of duplicating.
 Errors are sorted here into what parks the change (the same request can never succeed) and
-what leaves it pending for the next pass (it may heal).
+what leaves it pending for the next pass (it may heal). A pending failure that is the change's
+own counts against its failure budget; one that is the tenant's (no token, throttling, no
+connection to ARM) does not, because it says nothing about the change.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from ..errors import (
     PayloadError,
     RejectedError,
     RemoteError,
+    ThrottledError,
+    TransientError,
 )
 from ..model import AlertTarget, Change, Incident, JsonObject, Workspace, WrittenItem
 from ..ports import IncidentTarget
-from .comment_text import sentinel_comment_ids, split_comment
+from .comment_text import join_parts, sentinel_comment_ids, split_comment
 from .reverse_plan import PlanError, merged_body, owner_properties, status_properties
 
 log = structlog.get_logger(__name__)
@@ -46,6 +50,7 @@ class Result:
     reason: str | None = None
     written: tuple[WrittenItem, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    counts: bool = True  # a PENDING that is the change's own failure, not its tenant's
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,8 @@ class Applier:
             return Result(Outcome.PARKED, str(exc))
         except (RemoteError, PayloadError, AuthError) as exc:
             return failure(exc)
+        except Exception as exc:  # a surprise in one change is that change's failure
+            return Result(Outcome.PENDING, f"unexpected {type(exc).__name__}: {exc}"[:1000])
 
     async def _update(self, change: Change, workspace: Workspace, name: str) -> Result:
         notes: tuple[str, ...] = ()
@@ -104,7 +111,12 @@ class Applier:
             raise PlanError("comment has no text")
         if not isinstance(comment_id, str) or not comment_id:
             raise PlanError("comment has no comment_id")
-        parts = split_comment(text, self._options.comment_max_chars)
+        try:
+            parts = split_comment(text, self._options.comment_max_chars)
+        except ValueError as exc:
+            raise PlanError(f"comment cannot be split: {exc}") from None
+        if not parts or join_parts(parts) != text:  # never "applied" with text left out
+            raise PlanError("comment could not be split without losing text")
         ids = sentinel_comment_ids(comment_id, len(parts))
         written = [WrittenItem("sentinel", change.alert_id, part_id, comment_id) for part_id in ids]
         if self._before_write is not None:
@@ -128,7 +140,14 @@ def failure(exc: Exception) -> Result:
         return Result(Outcome.PARKED, f"rejected by Sentinel: {reason}")
     if isinstance(exc, PayloadError):
         return Result(Outcome.PARKED, f"unusable incident payload: {reason}")
-    return Result(Outcome.PENDING, reason)
+    return Result(Outcome.PENDING, reason, counts=not tenant_wide(exc))
+
+
+def tenant_wide(exc: Exception) -> bool:
+    """No token, throttled, or no answer at all: the tenant's trouble, not the change's."""
+    if isinstance(exc, AuthError | ThrottledError):
+        return True
+    return isinstance(exc, TransientError) and exc.status is None
 
 
 def _incident_write(change: Change, incident: Incident) -> WrittenItem:

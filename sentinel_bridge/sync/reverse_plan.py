@@ -39,6 +39,8 @@ VALID_REASONS: dict[str, tuple[str, ...]] = {
 CLASSIFICATION_KEYS = ("classification", "classificationReason", "classificationComment")
 OWNER_KEYS = ("assignedTo", "email", "objectId", "userPrincipalName")
 KINDS = frozenset({"status", "comment", "owner"})
+# The change journal keys changes by these; longer ones are not the queue's ids but junk.
+MAX_ID_CHARS = 256
 _MALFORMED_NAMESPACE = uuid.UUID("5a7c2e91-4b3d-4f60-8e1a-2b9c0d3e4f56")
 
 
@@ -63,8 +65,10 @@ def parse_change(raw: object) -> Change:
     missing = [key for key in ("change_id", "alert_id", "kind") if not _text(raw.get(key))]
     if missing:
         raise PlanError(f"change lacks {', '.join(missing)}")
+    if not (_id(raw["change_id"]) and _id(raw["alert_id"])):
+        raise PlanError(f"change_id or alert_id is longer than {MAX_ID_CHARS} characters")
     if raw["kind"] not in KINDS:
-        raise PlanError(f"unknown change kind {raw['kind']!r}")
+        raise PlanError(f"unknown change kind {_short(raw['kind'])}")
     origin = raw.get("origin")
     origin = origin if isinstance(origin, str) else "analyst"
     return Change(str(raw["change_id"]), str(raw["alert_id"]), str(raw["kind"]), origin, raw)
@@ -72,7 +76,7 @@ def parse_change(raw: object) -> Change:
 
 def change_id_of(raw: object) -> str:
     """The change's own id, or a stable one derived from its content when it has none."""
-    if isinstance(raw, dict) and _text(raw.get("change_id")):
+    if isinstance(raw, dict) and _text(raw.get("change_id")) and _id(raw["change_id"]):
         return str(raw["change_id"])
     canonical = json.dumps(raw, sort_keys=True, default=str, ensure_ascii=False)
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -88,11 +92,11 @@ def closing(classification: object, reason: object, comment: object, default: st
         note = f"Closed without a classification in the SOC queue; set to {chosen} by default."
         text = f"{text}\n\n{note}" if text else note
         notes.append(f"no classification: default {chosen}")
-    elif classification in CLASSIFICATIONS:
-        chosen = CLASSIFICATIONS[str(classification)]
+    elif isinstance(classification, str) and classification in CLASSIFICATIONS:
+        chosen = CLASSIFICATIONS[classification]
     else:
         chosen = CLASSIFICATIONS[default]
-        notes.append(f"unknown classification {classification!r}: default {chosen}")
+        notes.append(f"unknown classification {_short(classification)}: default {chosen}")
     fitted, note_text = fit_reason(chosen, reason)
     if note_text:
         notes.append(note_text)
@@ -106,9 +110,13 @@ def fit_reason(classification: str, reason: object) -> tuple[str | None, str | N
     if given in valid:
         return given, None
     if not valid:
-        note = None if reason is None else f"reason {reason!r} dropped: {classification} takes none"
+        note = (
+            None
+            if reason is None
+            else f"reason {_short(reason)} dropped: {classification} takes none"
+        )
         return None, note
-    return valid[0], f"reason {reason!r} does not fit {classification}: {valid[0]}"
+    return valid[0], f"reason {_short(reason)} does not fit {classification}: {valid[0]}"
 
 
 def status_properties(change: Change, default_close: str) -> tuple[JsonObject, tuple[str, ...]]:
@@ -117,7 +125,10 @@ def status_properties(change: Change, default_close: str) -> tuple[JsonObject, t
     given = raw.get("status")
     status = STATUSES.get(given) if isinstance(given, str) else None
     if status is None:
-        raise PlanError(f"invalid status {given!r} (expected new, active or closed)")
+        raise PlanError(f"invalid status {_short(given)} (expected new, active or closed)")
+    for key in ("classification", "classification_reason", "classification_comment"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise PlanError(f"{key} is a JSON {_json_type(raw[key])}, not a string or null")
     if status != "Closed":
         # Reopening clears the classification, as Sentinel itself does.
         return {"status": status, **dict.fromkeys(CLASSIFICATION_KEYS)}, ()
@@ -142,7 +153,7 @@ def owner_properties(change: Change) -> JsonObject:
     if owner is None:
         return {"owner": dict.fromkeys(OWNER_KEYS)}
     if not isinstance(owner, dict):
-        raise PlanError("owner is neither an object nor null")
+        raise PlanError(f"owner is a JSON {_json_type(owner)}, neither an object nor null")
     email, upn, name = (owner.get(key) for key in ("email", "upn", "name"))
     email = email if _text(email) else None
     upn = upn if _text(upn) else None
@@ -191,3 +202,20 @@ def _same(before: JsonObject, after: JsonObject, updates: JsonObject) -> bool:
 
 def _text(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
+
+
+def _id(value: str) -> bool:
+    return len(value) <= MAX_ID_CHARS
+
+
+def _short(value: object) -> str:
+    """A value for a reason text: its repr, cut so that junk cannot bloat the journal."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    names = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), "value")

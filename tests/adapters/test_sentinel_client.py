@@ -89,9 +89,9 @@ async def test_paging_follows_next_link_across_three_pages(
 async def test_unparsable_items_ride_along_in_their_page(
     client: SentinelClient, arm: respx.MockRouter
 ) -> None:
-    """A broken item comes back as Unparsable in its page, not as an exception."""
+    """An item without an ARM id comes back as Unparsable in its page, not as an exception."""
     broken = incident_payload(2)
-    broken["properties"]["lastModifiedTimeUtc"] = "not a time"
+    del broken["id"]
     body = {"value": [incident_payload(1), broken]}
     arm.get(INCIDENTS_URL).mock(return_value=httpx.Response(200, json=body))
     [only] = await collect(client.list_changed(WS, SINCE))
@@ -202,16 +202,45 @@ async def test_enrich_posts_alerts_and_entities(
         assert route.calls.last.request.url.params["api-version"] == API_VERSION
 
 
-async def test_enrich_raises_the_typed_error_not_a_group(
+async def test_enrich_raises_not_found_itself_not_a_group(
     client: SentinelClient, arm: respx.MockRouter
 ) -> None:
-    """If one of the two enrichment calls fails, its own typed error reaches the caller."""
+    """An incident gone between listing and enrichment raises NotFoundError, not a group."""
     arm.post(f"{INCIDENT_URL}/alerts").mock(return_value=httpx.Response(200, json={"value": []}))
     arm.post(f"{INCIDENT_URL}/entities").mock(
         return_value=httpx.Response(404, json={"error": {"code": "NotFound", "message": "gone"}})
     )
     with pytest.raises(NotFoundError):
         await client.enrich(WS, parse_incident(example("GetIncidentById")))
+
+
+async def test_enrich_returns_the_part_that_worked_and_names_the_one_that_failed(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """Entities failing for good leave the alerts in place, `entities` missing, with why."""
+    arm.post(f"{INCIDENT_URL}/alerts").mock(
+        return_value=httpx.Response(200, json=example("GetAllIncidentAlerts"))
+    )
+    entities = arm.post(f"{INCIDENT_URL}/entities").mock(
+        return_value=httpx.Response(400, json={"error": {"code": "BadRequest", "message": "no"}})
+    )
+    details = await client.enrich(WS, parse_incident(example("GetIncidentById")))
+    assert [a["properties"]["alertDisplayName"] for a in details.alerts] == ["myAlert"]
+    assert details.entities == () and details.missing == ("entities",)
+    assert details.status == "partial"
+    assert details.error is not None and "RejectedError" in details.error and "400" in details.error
+    assert entities.call_count == 1  # a 400 is not retried
+
+
+async def test_enrich_with_both_parts_unusable_is_failed_not_raised(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """Bodies of the wrong shape for both parts give `failed` enrichment, never an exception."""
+    arm.post(f"{INCIDENT_URL}/alerts").mock(return_value=httpx.Response(200, json={"value": 5}))
+    arm.post(f"{INCIDENT_URL}/entities").mock(return_value=httpx.Response(200, json=[1, 2]))
+    details = await client.enrich(WS, parse_incident(example("GetIncidentById")))
+    assert details.missing == ("alerts", "entities") and details.status == "failed"
+    assert details.error is not None and "PayloadError" in details.error
 
 
 async def test_put_incident_sends_the_body_and_returns_the_stored_incident(

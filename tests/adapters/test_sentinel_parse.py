@@ -119,37 +119,113 @@ def test_garbled_optional_time_becomes_none() -> None:
 
 
 @pytest.mark.parametrize(
-    ("where", "key", "value", "expected"),
+    ("key", "value", "field", "expected"),
     [
-        (None, "id", None, "id is missing"),
-        (None, "name", "", "name is not a non-empty string"),
-        ("properties", "title", None, "properties.title is missing"),
-        ("properties", "severity", 3, "properties.severity is not a non-empty string"),
-        ("properties", "status", None, "properties.status is missing"),
-        ("properties", "lastModifiedTimeUtc", None, "properties.lastModifiedTimeUtc is missing"),
-        ("properties", "lastModifiedTimeUtc", "2019-13-01T00:00:00Z", "lastModifiedTimeUtc"),
-        ("properties", "lastModifiedTimeUtc", "last tuesday", "not an ARM timestamp"),
+        ("title", None, "title", "(untitled incident #1)"),
+        ("title", "", "title", "(untitled incident #1)"),
+        ("title", "   ", "title", "(untitled incident #1)"),
+        ("title", 42, "title", "42"),
+        ("title", 4.5, "title", "4.5"),
+        ("title", ["a"], "title", "(untitled incident #1)"),
+        ("title", True, "title", "(untitled incident #1)"),
+        ("severity", None, "severity", "Medium"),
+        ("severity", 3, "severity", "Medium"),
+        ("severity", {"x": 1}, "severity", "Medium"),
+        ("status", None, "status", "New"),
+        ("status", "", "status", "New"),
+        ("status", ["Closed"], "status", "New"),
     ],
 )
-def test_missing_or_bad_required_field_is_named(
-    where: str | None, key: str, value: object, expected: str
+def test_missing_or_odd_required_field_gets_a_visible_default(
+    key: str, value: object, field: str, expected: str
 ) -> None:
-    """PayloadError says which field the bridge cannot work without."""
+    """No title, severity or status still parses: a default, and the raw value listed."""
     payload = incident_payload(1)
-    target = payload if where is None else payload[where]
     if value is None:
-        del target[key]
+        del payload["properties"][key]
     else:
-        target[key] = value
-    with pytest.raises(PayloadError, match=expected):
-        parse_incident(payload)
+        payload["properties"][key] = value
+    incident = parse_incident(payload)
+    assert getattr(incident, field) == expected
+    assert incident.defaulted == ((key, value),)
 
 
-@pytest.mark.parametrize("payload", [[], "x", {"id": "a", "name": "b"}, {"properties": 5}])
-def test_non_incident_shapes_raise_payload_error(payload: object) -> None:
-    """Anything that is not an object with properties is a PayloadError, not a crash."""
+def test_untitled_incident_without_a_number_says_so() -> None:
+    """Neither title nor number: the title is "(untitled incident)" and both are listed."""
+    payload = incident_payload(1)
+    del payload["properties"]["title"]
+    payload["properties"]["incidentNumber"] = "seven"
+    incident = parse_incident(payload)
+    assert incident.title == "(untitled incident)"
+    assert incident.incident_number is None
+    assert dict(incident.defaulted) == {"incidentNumber": "seven", "title": None}
+
+
+@pytest.mark.parametrize("value", [None, "2019-13-01T00:00:00Z", "last tuesday", 17])
+def test_unreadable_modification_time_falls_back_to_creation_time(value: object) -> None:
+    """Without a readable lastModifiedTimeUtc the revision is the creation time, listed."""
+    payload = incident_payload(1, createdTimeUtc="2019-01-01T10:00:00Z")
+    if value is None:
+        del payload["properties"]["lastModifiedTimeUtc"]
+    else:
+        payload["properties"]["lastModifiedTimeUtc"] = value
+    incident = parse_incident(payload)
+    assert incident.last_modified_at == datetime(2019, 1, 1, 10, 0, tzinfo=UTC)
+    assert incident.defaulted == (("lastModifiedTimeUtc", value),)
+
+
+def test_no_readable_time_at_all_sorts_first() -> None:
+    """No usable modification or creation time: 1970, which never moves a checkpoint."""
+    payload = incident_payload(1, createdTimeUtc="soon")
+    del payload["properties"]["lastModifiedTimeUtc"]
+    incident = parse_incident(payload)
+    assert incident.last_modified_at == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_incident_with_only_an_id_is_still_an_incident() -> None:
+    """An ARM id and nothing else: a flagged incident named after the id's last segment."""
+    incident = parse_incident({"id": f"{WS.incidents_path}/abc", "properties": 5})
+    assert incident.name == "abc"
+    assert (incident.title, incident.severity, incident.status) == (
+        "(untitled incident)",
+        "Medium",
+        "New",
+    )
+    assert [key for key, _ in incident.defaulted] == [
+        "properties",
+        "name",
+        "title",
+        "severity",
+        "status",
+        "lastModifiedTimeUtc",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(7, 7), ("12", 12), ("²", None), ("-3", None), (-3, None), (2**63, None), (True, None)],
+)
+def test_incident_numbers_are_small_non_negative_integers(value: object, expected: object) -> None:
+    """Digits in other scripts, negatives, booleans and numbers past 64 bits are not numbers."""
+    payload = incident_payload(1)
+    payload["properties"]["incidentNumber"] = value
+    assert parse_incident(payload).incident_number == expected
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [[], "x", None, 5, {"name": "b", "properties": {}}, {"id": 5}, {"id": ""}, {"id": "///"}],
+)
+def test_payloads_without_an_arm_id_raise_payload_error(payload: object) -> None:
+    """Only what cannot be addressed (not an object, no usable ARM id) is a PayloadError."""
     with pytest.raises(PayloadError):
         parse_incident(payload)
+
+
+def test_an_absurdly_long_arm_id_cannot_be_keyed() -> None:
+    """An ARM id past the store's key width is refused rather than failing the store write."""
+    with pytest.raises(PayloadError, match="1025 characters"):
+        parse_incident({"id": "/" + "x" * 1024})
 
 
 def test_official_list_example_parses_as_one_page_without_next_link() -> None:
@@ -160,23 +236,22 @@ def test_official_list_example_parses_as_one_page_without_next_link() -> None:
 
 
 def test_malformed_items_are_unparsable_with_identifiers_and_the_rest_parses() -> None:
-    """One bad item is parked with id, name and number; its neighbours still parse, in order."""
-    broken = incident_payload(2)
-    del broken["properties"]["severity"]
+    """Items without an ARM id are parked with what they have; the rest parse, in order."""
+    flawed = incident_payload(2)
+    del flawed["properties"]["severity"]
     nameless = {"properties": {"incidentNumber": 9}}
     body = {
-        "value": [incident_payload(1), broken, "garbage", nameless, incident_payload(3)],
+        "value": [incident_payload(1), flawed, "garbage", nameless, incident_payload(3)],
         "nextLink": f"{WS.incidents_path}?$skipToken=abc",
     }
     page, next_link = parse_page(body)
-    assert [incident.incident_number for incident in page.incidents] == [1, 3]
+    assert [incident.incident_number for incident in page.incidents] == [1, 2, 3]
+    assert page.incidents[1].defaulted == (("severity", None),)
     assert next_link == body["nextLink"]
-    first, second, third = page.unparsable
-    assert first.identifiers == {"id": broken["id"], "name": broken["name"], "incidentNumber": "2"}
-    assert "properties.severity is missing" in first.reason
-    assert first.payload is broken
-    assert second.identifiers == {} and second.payload == {"value": "garbage"}
-    assert third.identifiers == {"incidentNumber": "9"}
+    first, second = page.unparsable
+    assert first.identifiers == {} and first.payload == {"value": "garbage"}
+    assert second.identifiers == {"incidentNumber": "9"}
+    assert "no ARM id" in second.reason
 
 
 @pytest.mark.parametrize(

@@ -77,24 +77,29 @@ def test_tick_logs_carry_tenant_workspace_and_counts(bridge_env: BridgeEnv) -> N
     assert QUEUE_TOKEN not in result.output
 
 
-def test_unknown_enums_pass_and_malformed_payloads_are_parked(bridge_env: BridgeEnv) -> None:
-    """Unknown enum values are delivered; an unparsable incident is parked with its ids."""
+def test_unknown_enums_and_malformed_incidents_all_reach_the_queue(bridge_env: BridgeEnv) -> None:
+    """Unknown enums pass; no title, null severity, numeric title: delivered, flagged."""
     sentinel = bridge_env.emulator.sentinel
+    workspace = bridge_env.workspaces[0]
     odd = sentinel.create_incident(
-        bridge_env.workspaces[0],
-        severity="Critical",
-        status="Archived",
-        classification="SomethingNew",
+        workspace, severity="Critical", status="Archived", classification="SomethingNew"
     )
-    broken = sentinel.create_incident(bridge_env.workspaces[0], drop=["title"])
+    untitled = sentinel.create_incident(workspace, drop=["title"])
+    nulls = sentinel.create_incident(workspace, corrupt={"severity": None, "status": None})
+    numeric = sentinel.create_incident(workspace, corrupt={"title": 42})
     result = bridge_env.run_once()
     assert result.returncode == 0, result.output
-    alert = bridge_env.emulator.queue.alerts[alert_id_for(odd["id"])]
-    assert (alert["severity"], alert["status"]) == ("critical", "archived")
-    assert alert_id_for(broken["id"]) not in bridge_env.emulator.queue.alerts
-    parked = [e for e in log_events(result.stdout) if e.get("event") == "parked"]
-    assert [e.get("name") for e in parked] == [broken["name"]]
-    assert parked[0]["tenant"] == "law-contoso"
+    alerts = bridge_env.emulator.queue.alerts
+    alert = alerts[alert_id_for(odd["id"])]
+    assert (alert["severity"], alert["status"], alert["defaulted"]) == ("critical", "archived", [])
+    number = untitled["properties"]["incidentNumber"]
+    assert alerts[alert_id_for(untitled["id"])]["title"] == f"(untitled incident #{number})"
+    assert alerts[alert_id_for(untitled["id"])]["defaulted"] == [{"field": "title", "raw": None}]
+    flagged = alerts[alert_id_for(nulls["id"])]
+    assert (flagged["severity"], flagged["status"]) == ("medium", "new")
+    assert [d["field"] for d in flagged["defaulted"]] == ["severity", "status"]
+    assert alerts[alert_id_for(numeric["id"])]["title"] == "42"
+    assert [e for e in log_events(result.stdout) if e.get("event") == "parked"] == []
 
 
 def test_one_tenant_without_consent_does_not_stall_the_other(bridge_env: BridgeEnv) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import sqlalchemy.exc
 
 from sentinel_bridge.adapters.store import writes
 from sentinel_bridge.adapters.store.sql_store import SqlStore
 from sentinel_bridge.adapters.store.tables import ledger, outbox, parked
+from sentinel_bridge.model import LedgerEntry
 
 from .helpers import WS, arm_id, at, ledger_entry, page, parked_item, rows
 
@@ -95,3 +98,29 @@ async def test_a_page_repeating_an_incident_keeps_its_newest_revision(store: Sql
     [row] = await rows(store, outbox)
     assert row.revision == at(2)
     assert (await store.ledger(WS, [arm_id(1)]))[arm_id(1)].revision == at(2)
+
+
+async def test_ledger_keeps_the_enrichment_state_and_lists_due_retries(store: SqlStore) -> None:
+    """Enrichment, attempts and retry time round-trip; due rows come oldest first, by time."""
+
+    def pending(number: int, state: str, attempts: int, retry: float) -> LedgerEntry:
+        return dataclasses.replace(
+            ledger_entry(number, at(0)),
+            enrichment=state,
+            enrich_attempts=attempts,
+            enrich_retry_at=at(retry),
+        )
+
+    rows = [pending(1, "failed", 2, 30), pending(2, "partial", 1, 10), pending(3, "partial", 1, 99)]
+    rows.append(ledger_entry(4, at(0)))
+    await store.commit_page(dataclasses.replace(page(), ledger=tuple(rows)))
+    due = await store.enrichment_due(WS, at(30), 10)
+    assert [entry.alert_id for entry in due] == [rows[1].alert_id, rows[0].alert_id]
+    assert (due[1].enrichment, due[1].enrich_attempts, due[1].enrich_retry_at) == (
+        "failed",
+        2,
+        at(30),
+    )
+    assert await store.enrichment_due(WS, at(30), 1) == due[:1]
+    plain = (await store.ledger(WS, [rows[3].arm_id]))[rows[3].arm_id]
+    assert (plain.enrichment, plain.enrich_attempts, plain.enrich_retry_at) == ("complete", 0, None)

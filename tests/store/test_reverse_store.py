@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sentinel_bridge.adapters.store import writes
 from sentinel_bridge.adapters.store.reverse_store import ReverseSqlStore
 from sentinel_bridge.adapters.store.sql_store import SqlStore
-from sentinel_bridge.model import JournalEntry, WrittenItem
+from sentinel_bridge.adapters.store.tables import comment_sweeps
+from sentinel_bridge.model import JournalEntry, ParkedItem, WrittenItem
 
 from .helpers import T0, WS, at, ledger_entry, page
 
@@ -18,8 +20,12 @@ def reverse(store: SqlStore) -> ReverseSqlStore:
     return ReverseSqlStore(store.engine, clock=lambda: T0)
 
 
-def entry(change_id: str, outcome: str, reason: str | None = None) -> JournalEntry:
-    return JournalEntry(change_id, "alert-1", "status", outcome, reason, {"change_id": change_id})
+def entry(
+    change_id: str, outcome: str, reason: str | None = None, attempts: int = 1
+) -> JournalEntry:
+    return JournalEntry(
+        change_id, "alert-1", "status", outcome, reason, {"change_id": change_id}, attempts
+    )
 
 
 async def test_cursor_starts_empty_and_keeps_the_last_value(store: SqlStore) -> None:
@@ -32,14 +38,16 @@ async def test_cursor_starts_empty_and_keeps_the_last_value(store: SqlStore) -> 
 
 
 async def test_finished_means_applied_echo_or_parked_not_pending(store: SqlStore) -> None:
-    """Pending changes are not finished; retrying one counts its attempts."""
+    """Pending changes are not finished; a re-record keeps the attempts it is given."""
     state = reverse(store)
     for change_id, outcome in [("a", "applied"), ("e", "echo"), ("p", "parked"), ("w", "pending")]:
         await state.record("default", entry(change_id, outcome), ())
-    await state.record("default", entry("w", "pending", "still down"), ())
+    await state.record("default", entry("w", "pending", "still down", attempts=2), ())
     assert await state.finished(["a", "e", "p", "w", "unknown"]) == {"a", "e", "p"}
     (waiting,) = await state.journal(["w"], parked_only=False, limit=10)
     assert (waiting.attempts, waiting.reason) == (2, "still down")
+    assert list(await state.pending(["a", "w", "unknown"])) == ["w"]
+    assert (await state.pending(["w"]))["w"].updated_at == T0
     parked = await state.journal(None, parked_only=True, limit=10)
     assert [item.change_id for item in parked] == ["p"]
     assert parked[0].payload == {"change_id": "p"}
@@ -98,3 +106,50 @@ async def test_incidents_without_comments_are_never_swept(store: SqlStore) -> No
     assert due == {entries[1].alert_id, entries[2].alert_id}
     stored = await store.ledger(WS, [e.arm_id for e in entries])
     assert [stored[e.arm_id].comments_count for e in entries] == [0, 3, None]
+
+
+async def delivered(store: SqlStore, *numbers: int) -> None:
+    await store.commit_page(page(*numbers, revision=at(0)))
+    for claimed in await store.claim_outbox(10, T0, 60):
+        await store.mark_delivered(claimed.item)
+
+
+async def test_a_failed_sweep_counts_and_waits_for_its_retry_time(store: SqlStore) -> None:
+    """A failed mirroring pass is counted; the incident is due again only at its retry time."""
+    await delivered(store, 1)
+    [due] = await reverse(store).sweep_due(WS, 10)
+    assert due.sweep_attempts == 0
+    await reverse(store).sweep_failed(due.alert_id, 2, at(60))
+    assert await reverse(store).sweep_due(WS, 10) == []  # the clock says T0
+    later = ReverseSqlStore(store.engine, clock=lambda: at(60))
+    [again] = await later.sweep_due(WS, 10)
+    assert again.sweep_attempts == 2
+
+
+async def test_a_successful_sweep_forgets_earlier_failures(store: SqlStore) -> None:
+    """mark_swept after failures resets the count, and the incident is not due again."""
+    await delivered(store, 1)
+    [due] = await reverse(store).sweep_due(WS, 10)
+    await reverse(store).sweep_failed(due.alert_id, 3, at(-1))
+    await reverse(store).mark_swept(due.alert_id, at(0))
+    assert await reverse(store).sweep_due(WS, 10) == []
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(sa.select(comment_sweeps))).one()
+    assert (row.attempts, row.retry_at) == (0, None)
+
+
+async def test_caught_up_lists_workspaces_read_through_once(store: SqlStore) -> None:
+    """Only a commit that says its listing was complete marks the workspace caught up."""
+    await store.commit_page(dataclasses.replace(page(1), checkpoint=at(0)))
+    assert await reverse(store).caught_up([WS]) == set()
+    await store.commit_page(dataclasses.replace(page(), caught_up=True))
+    await store.commit_page(dataclasses.replace(page(), caught_up=True))
+    assert await reverse(store).caught_up([WS, "other"]) == {WS}
+    assert await store.caught_up([WS]) == {WS}
+
+
+async def test_parked_comment_lands_in_the_parked_table(store: SqlStore) -> None:
+    """The reverse store parks with the same table and counting as the forward one."""
+    item = ParkedItem("comment_mirror", WS, "contoso", {"alert_id": "a"}, "refused", {"x": 1})
+    await reverse(store).park(item)
+    assert await store.parked_count() == 1

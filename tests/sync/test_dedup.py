@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -77,3 +80,20 @@ def test_latest_per_incident_keeps_one_newest_each(pairs: list[tuple[str, int]])
     assert sorted(i.name for i in chosen) == sorted({name for name, _ in pairs})
     for inc in chosen:
         assert inc.last_modified_at == at(max(s for n, s in pairs if n == inc.name))
+
+
+def test_unchanged_incident_with_a_due_enrichment_is_reenriched() -> None:
+    """A re-read whose failed enrichment is due by now is REENRICH and needs delivery."""
+    inc = incident()
+    pending = replace(entry_for(inc), enrichment="failed", enrich_retry_at=at(100))
+    assert decide(inc, pending, at(100)) is Verdict.REENRICH
+    assert Verdict.REENRICH.needs_delivery
+    assert decide(inc, pending, at(100) - timedelta(seconds=1)) is Verdict.UNCHANGED
+    assert decide(inc, pending) is Verdict.UNCHANGED  # no clock, no retry
+
+
+def test_changed_content_wins_over_a_due_enrichment() -> None:
+    """New content is CHANGED even when an enrichment retry was due too."""
+    old = incident(modified=at(0), severity="Low")
+    pending = replace(entry_for(old), enrich_retry_at=at(0))
+    assert decide(incident(modified=at(60), severity="High"), pending, at(60)) is Verdict.CHANGED

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sentinel_bridge.adapters.sentinel import parse_incident
 from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
 from sentinel_bridge.errors import NotFoundError, TransientError
-from sentinel_bridge.model import Details, Incident, Page, Unparsable, Workspace
+from sentinel_bridge.model import Details, Incident, LedgerEntry, Page, Unparsable, Workspace
 from sentinel_bridge.ports import ListingEnd
+from sentinel_bridge.sync.budget import Budget
 from sentinel_bridge.sync.forward import ForwardOptions, ForwardSync
 from tests.factories import WORKSPACE, at, incident
 
@@ -39,11 +42,19 @@ class ScriptedSource:
         self.since: list[datetime] = []
         self.enriched: list[str] = []
         self.enrich_error: Callable[[Incident], Exception | None] = lambda _: None
+        self.enrich_missing: Callable[[Incident], tuple[str, ...]] = lambda _: ()
+        self.gets: list[str] = []
+        self.unlisted: set[str] = set()  # gettable by id, but no longer in listings
+        self.get_error: Callable[[str], Exception | None] = lambda _: None
 
     def list_changed(self, workspace: Workspace, since: datetime) -> ScriptedListing:
         self.since.append(since)
         found = sorted(
-            (i for i in self.incidents.values() if i.last_modified_at >= since),
+            (
+                i
+                for i in self.incidents.values()
+                if i.last_modified_at >= since and i.name not in self.unlisted
+            ),
             key=lambda i: i.last_modified_at,
         )
         pages = [
@@ -58,7 +69,16 @@ class ScriptedSource:
         error = self.enrich_error(item)
         if error:
             raise error
-        return Details(alerts=({"name": f"alert-of-{item.name}"},))
+        missing = self.enrich_missing(item)
+        alerts = () if "alerts" in missing else ({"name": f"alert-of-{item.name}"},)
+        return Details(alerts=alerts, missing=missing, error="503" if missing else None)
+
+    async def get_incident(self, workspace: Workspace, name: str) -> Incident:
+        self.gets.append(name)
+        error = self.get_error(name)
+        if error:
+            raise error
+        return self.incidents[name]
 
     def put(self, *items: Incident) -> None:
         for item in items:
@@ -160,15 +180,203 @@ async def test_incident_deleted_before_enrichment_is_still_delivered(store: SqlS
     assert report.enqueued == 1
 
 
-async def test_failed_enrichment_leaves_the_page_uncommitted(store: SqlStore) -> None:
-    """A transient error aborts the tick before its page is recorded, so nothing is skipped."""
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def forward_at(source: ScriptedSource, store: SqlStore, clock: Clock) -> ForwardSync:
+    options = ForwardOptions(
+        lookback=timedelta(hours=1),
+        initial_lookback=timedelta(days=1),
+        budget=Budget(max_attempts=3, first_delay=timedelta(seconds=60)),
+    )
+    return ForwardSync(source, store, options, clock=clock)
+
+
+async def outbox_bodies(store: SqlStore) -> dict[str, dict[str, Any]]:
+    claimed = await store.claim_outbox(1000, NOW + timedelta(days=30), 60)
+    bodies = {c.item.alert_id: c.item.body for c in claimed}
+    await store.mark_delivered_many([c.item for c in claimed])
+    return bodies
+
+
+async def ledger_row(store: SqlStore, item: Incident) -> LedgerEntry:
+    return (await store.ledger(WORKSPACE.key, [item.arm_id.lower()]))[item.arm_id.lower()]
+
+
+async def test_failing_enrichment_does_not_hold_back_the_page(store: SqlStore) -> None:
+    """An incident whose enrichment keeps failing is delivered flagged; the rest goes on."""
     source = ScriptedSource(page_size=1)
-    source.put(incident(name="a", modified=at(9000)), incident(name="b", modified=at(9100)))
+    good, poison = incident(name="a", modified=at(9000)), incident(name="b", modified=at(9100))
+    source.put(good, poison)
     source.enrich_error = lambda i: TransientError("503") if i.name == "b" else None
-    with pytest.raises(TransientError):
-        await forward(source, store).tick(WORKSPACE)
-    assert await store.checkpoint(WORKSPACE.key) == at(9000)
-    assert len(await outbox_ids(store)) == 1
+    report = await forward(source, store).tick(WORKSPACE)
+    assert (report.enqueued, report.incomplete, report.parked) == (2, 1, 0)
+    assert await store.checkpoint(WORKSPACE.key) == NOW
+    bodies = await outbox_bodies(store)
+    assert bodies[good.alert_id]["enrichment"] == "complete"
+    assert bodies[poison.alert_id]["enrichment"] == "failed"
+    assert bodies[poison.alert_id]["enrichment_missing"] == ["alerts", "entities"]
+    row = await ledger_row(store, poison)
+    assert (row.enrichment, row.enrich_attempts) == ("failed", 1)
+    assert row.enrich_retry_at == NOW + timedelta(seconds=60)
+
+
+async def test_any_exception_from_enrichment_is_that_incidents_failure(store: SqlStore) -> None:
+    """Even an unexpected error type from one enrichment delivers the incident, flagged."""
+    source = ScriptedSource()
+    source.put(incident(name="a", modified=at(9000)))
+    source.enrich_error = lambda _: KeyError("surprise")
+    report = await forward(source, store).tick(WORKSPACE)
+    assert (report.enqueued, report.incomplete) == (1, 1)
+
+
+async def test_a_healed_enrichment_updates_the_same_alert(store: SqlStore) -> None:
+    """When the retry is due and enrichment works again, the same alert id and revision are
+    enqueued again, complete, and the ledger forgets the failure."""
+    clock = Clock(NOW)
+    source = ScriptedSource()
+    poison = incident(name="b", modified=at(9100))
+    source.put(poison)
+    source.enrich_missing = lambda _: ("entities",)
+    await forward_at(source, store, clock).tick(WORKSPACE)
+    first = await outbox_bodies(store)
+    assert first[poison.alert_id]["enrichment"] == "partial"
+    source.enrich_missing = lambda _: ()
+    clock.now = NOW + timedelta(seconds=30)  # not due yet: nothing happens
+    report = await forward_at(source, store, clock).tick(WORKSPACE)
+    assert (report.unchanged, report.reenriched, report.enqueued) == (1, 0, 0)
+    clock.now = NOW + timedelta(seconds=61)
+    report = await forward_at(source, store, clock).tick(WORKSPACE)
+    assert (report.reenriched, report.enqueued) == (1, 1)
+    second = await outbox_bodies(store)
+    assert second[poison.alert_id]["enrichment"] == "complete"
+    assert second[poison.alert_id]["revision"] == first[poison.alert_id]["revision"]
+    row = await ledger_row(store, poison)
+    assert (row.enrichment, row.enrich_attempts, row.enrich_retry_at) == ("complete", 0, None)
+    assert source.gets == []  # re-read by the listing: no extra GET
+
+
+async def test_enrichment_gives_up_after_its_budget_and_parks_the_reason(store: SqlStore) -> None:
+    """After the last allowed attempt the incident is parked with its ids; no more retries."""
+    clock = Clock(NOW)
+    source = ScriptedSource()
+    poison = incident(name="b", modified=at(9100), incidentNumber=42)
+    source.put(poison)
+    source.enrich_error = lambda _: TransientError("503 again")
+    for step in (0, 61, 61 + 121):
+        clock.now = NOW + timedelta(seconds=step)
+        await forward_at(source, store, clock).tick(WORKSPACE)
+    row = await ledger_row(store, poison)
+    assert (row.enrichment, row.enrich_attempts, row.enrich_retry_at) == ("failed", 3, None)
+    assert await store.parked_count() == 1
+    enriched = len(source.enriched)
+    clock.now = NOW + timedelta(hours=2)
+    await forward_at(source, store, clock).tick(WORKSPACE)
+    assert len(source.enriched) == enriched and await store.parked_count() == 1
+
+
+async def test_due_enrichment_outside_the_lookback_is_read_again_by_id(store: SqlStore) -> None:
+    """An incident no longer listed (older than the lookback) is fetched by id and retried."""
+    clock = Clock(NOW)
+    source = ScriptedSource()
+    poison = incident(name="b", modified=at(9100))
+    source.put(poison)
+    source.enrich_missing = lambda _: ("alerts", "entities")
+    await forward_at(source, store, clock).tick(WORKSPACE)
+    await outbox_bodies(store)
+    source.enrich_missing = lambda _: ()
+    source.unlisted.add("b")  # as when the checkpoint has moved on past its modification
+    clock.now = NOW + timedelta(hours=3)
+    report = await forward_at(source, store, clock).tick(WORKSPACE)
+    assert source.gets == ["b"]
+    assert (report.reenriched, report.enqueued) == (1, 1)
+    assert (await outbox_bodies(store))[poison.alert_id]["enrichment"] == "complete"
+
+
+async def test_a_retry_whose_incident_is_gone_stops_retrying(store: SqlStore) -> None:
+    """A 404 on the re-read clears the retry: the incident was deleted."""
+    clock = Clock(NOW)
+    source = ScriptedSource()
+    poison = incident(name="b", modified=at(9100))
+    source.put(poison)
+    source.enrich_missing = lambda _: ("entities",)
+    await forward_at(source, store, clock).tick(WORKSPACE)
+    source.get_error = lambda _: NotFoundError("gone", status=404)
+    source.unlisted.add("b")
+    clock.now = NOW + timedelta(hours=3)
+    await forward_at(source, store, clock).tick(WORKSPACE)
+    row = await ledger_row(store, poison)
+    assert (row.enrichment, row.enrich_retry_at) == ("partial", None)
+
+
+async def test_a_failing_re_read_counts_against_the_budget(store: SqlStore) -> None:
+    """A re-read by id that fails is one more failed attempt, and the budget still ends."""
+    clock = Clock(NOW)
+    source = ScriptedSource()
+    poison = incident(name="b", modified=at(9100))
+    source.put(poison)
+    source.enrich_missing = lambda _: ("entities",)
+    await forward_at(source, store, clock).tick(WORKSPACE)
+    source.get_error = lambda _: TransientError("503")
+    source.unlisted.add("b")
+    clock.now = NOW + timedelta(hours=3)
+    await forward_at(source, store, clock).tick(WORKSPACE)
+    row = await ledger_row(store, poison)
+    assert row.enrich_attempts == 2
+    assert row.enrich_retry_at == clock.now + timedelta(seconds=120)
+    clock.now += timedelta(seconds=121)
+    await forward_at(source, store, clock).tick(WORKSPACE)
+    row = await ledger_row(store, poison)
+    assert (row.enrich_attempts, row.enrich_retry_at) == (3, None)
+    assert await store.parked_count() == 1
+
+
+async def test_enrichment_off_is_said_in_the_alert(store: SqlStore) -> None:
+    """With enrichment switched off alerts say `off` and nothing is ever retried."""
+    source = ScriptedSource()
+    source.put(incident(name="a", modified=at(9000)))
+    options = ForwardOptions(
+        lookback=timedelta(hours=1), initial_lookback=timedelta(days=1), enrich=False
+    )
+    await ForwardSync(source, store, options, clock=lambda: NOW).tick(WORKSPACE)
+    [body] = (await outbox_bodies(store)).values()
+    assert body["enrichment"] == "off" and source.enriched == []
+    assert (await store.enrichment_due(WORKSPACE.key, NOW + timedelta(days=9), 10)) == []
+
+
+async def test_a_complete_listing_marks_the_workspace_caught_up(store: SqlStore) -> None:
+    """Only a listing that ran to its end marks the workspace as read through once."""
+    source = ScriptedSource()
+    source.put(incident(name="a", modified=at(9000)))
+    source.end = ListingEnd.PAGE_CAP
+    await forward(source, store).tick(WORKSPACE)
+    assert await store.caught_up([WORKSPACE.key]) == set()
+    source.end = ListingEnd.COMPLETE
+    await forward(source, store).tick(WORKSPACE)
+    assert await store.caught_up([WORKSPACE.key, "other"]) == {WORKSPACE.key}
+
+
+async def test_an_incident_with_odd_fields_is_delivered_flagged(store: SqlStore) -> None:
+    """Parsed tolerantly (no title, null severity), it is enqueued with `defaulted` listed."""
+    source = ScriptedSource()
+    payload = {
+        "id": f"{WORKSPACE.incidents_path}/odd",
+        "properties": {"severity": None, "lastModifiedTimeUtc": "2026-01-01T02:00:00Z"},
+    }
+    odd = parse_incident(payload)
+    source.put(odd)
+    report = await forward(source, store).tick(WORKSPACE)
+    assert (report.enqueued, report.parked) == (1, 0)
+    [body] = (await outbox_bodies(store)).values()
+    assert body["title"] == "(untitled incident)"
+    assert {entry["field"] for entry in body["defaulted"]} >= {"title", "severity"}
 
 
 async def test_ledger_records_sentinels_comment_count(store: SqlStore) -> None:

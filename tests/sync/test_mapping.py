@@ -5,8 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sentinel_bridge.adapters.sentinel import parse_incident
 from sentinel_bridge.model import Details, Owner, alert_id_for
-from sentinel_bridge.sync.mapping import snake_case, to_alert
+from sentinel_bridge.sync.mapping import RAW_VALUE_MAX_CHARS, snake_case, to_alert
+from tests.adapters.helpers import example
 from tests.factories import WORKSPACE, incident
 
 CONTRACT_KEYS = {
@@ -31,6 +33,49 @@ CONTRACT_KEYS = {
     "source",
     "alerts",
     "entities",
+    "enrichment",
+    "enrichment_missing",
+    "defaulted",
+}
+ARM_ID = (
+    "/subscriptions/d0cfe6b2-9ac0-4464-9919-dccaee2e48c0/resourceGroups/myRg/providers"
+    "/Microsoft.OperationalInsights/workspaces/myWorkspace/providers"
+    "/Microsoft.SecurityInsights/incidents/73e01a99-5cd7-4139-a149-9f2736ff2ab5"
+)
+GOLDEN_ALERT = {
+    "revision": "2019-01-02T08:00:00.1234567Z",
+    "title": "My incident",
+    "description": "This is a demo incident",
+    "severity": "high",
+    "status": "closed",
+    "classification": "false_positive",
+    "classification_reason": "inaccurate_data",
+    "classification_comment": "Not a malicious activity",
+    "owner": {"email": "john.doe@contoso.com", "upn": "john@contoso.com", "name": "john doe"},
+    "labels": ["vip", "tier-0"],
+    "tactics": ["InitialAccess", "Persistence"],
+    "created_at": "2019-01-01T13:15:30Z",
+    "updated_at": "2019-01-02T08:00:00.123456Z",
+    "first_activity_at": "2019-01-01T13:00:30Z",
+    "last_activity_at": "2019-01-01T13:05:30Z",
+    "incident_number": 3177,
+    "incident_url": "https://portal.azure.com/#asset/Microsoft_Azure_Security_Insights/Incident"
+    + ARM_ID,
+    "provider_name": "Azure Sentinel",
+    "source": {
+        "tenant": "contoso",
+        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "subscription_id": "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
+        "resource_group": "myRg",
+        "workspace": "myWorkspace",
+        "incident_name": "73e01a99-5cd7-4139-a149-9f2736ff2ab5",
+        "arm_id": ARM_ID,
+    },
+    "alerts": [{"name": "a"}],
+    "entities": [{"kind": "Ip"}],
+    "enrichment": "complete",
+    "enrichment_missing": [],
+    "defaulted": [],
 }
 
 
@@ -91,3 +136,61 @@ def test_details_and_owner_are_carried() -> None:
 def test_snake_case_of_pascal_words(words: list[str]) -> None:
     """Joined PascalCase words come back as the lower-cased words joined by underscores."""
     assert snake_case("".join(words)) == "_".join(w.lower() for w in words)
+
+
+def test_the_official_example_maps_to_the_golden_alert() -> None:
+    """Every field of the GetIncidentById example lands in its contract field, exactly."""
+    payload = example("GetIncidentById")
+    payload["properties"]["lastModifiedTimeUtc"] = "2019-01-02T08:00:00.1234567Z"
+    payload["properties"]["labels"] = [
+        {"labelName": "vip", "labelType": "User"},
+        {"labelName": "tier-0", "labelType": "AutoAssigned"},
+    ]
+    details = Details(alerts=({"name": "a"},), entities=({"kind": "Ip"},))
+    assert to_alert(WORKSPACE, parse_incident(payload), details) == GOLDEN_ALERT
+
+
+def test_alert_ids_are_golden() -> None:
+    """The alert id of an incident is fixed forever: UUIDv5 of its lower-cased ARM id."""
+    assert alert_id_for(ARM_ID) == "11386463-74dd-5270-b6ab-28386e455dd1"
+    assert alert_id_for(ARM_ID.upper()) == "11386463-74dd-5270-b6ab-28386e455dd1"
+
+
+def test_enrichment_status_and_missing_parts_are_in_the_alert() -> None:
+    """Partial, failed and off enrichment say so; missing parts are named."""
+    partial = to_alert(WORKSPACE, incident(), Details(alerts=({"a": 1},), missing=("entities",)))
+    assert (partial["enrichment"], partial["enrichment_missing"]) == ("partial", ["entities"])
+    assert partial["alerts"] == [{"a": 1}] and partial["entities"] == []
+    failed = to_alert(WORKSPACE, incident(), Details(missing=("alerts", "entities")))
+    assert failed["enrichment"] == "failed"
+    assert to_alert(WORKSPACE, incident(), Details(enabled=False))["enrichment"] == "off"
+
+
+def test_defaulted_fields_are_listed_with_their_raw_values() -> None:
+    """An untitled incident says which fields were defaulted and what arrived instead."""
+    payload = example("GetIncidentById")
+    payload["properties"]["title"] = 42
+    del payload["properties"]["severity"]
+    body = to_alert(WORKSPACE, parse_incident(payload), Details())
+    assert body["title"] == "42" and body["severity"] == "medium"
+    assert body["defaulted"] == [{"field": "title", "raw": 42}, {"field": "severity", "raw": None}]
+
+
+def test_a_huge_raw_value_is_cut_in_the_alert() -> None:
+    """A defaulted field's raw value is cut to a bounded text so the alert stays deliverable."""
+    payload = example("GetIncidentById")
+    payload["properties"]["title"] = {"x": "y" * 100_000}
+    body = to_alert(WORKSPACE, parse_incident(payload), Details())
+    raw = body["defaulted"][0]["raw"]
+    assert isinstance(raw, str) and len(raw) == RAW_VALUE_MAX_CHARS
+    assert raw.startswith('{"x": "yyy') and raw.endswith("…")
+    assert body["title"] == "(untitled incident #3177)"
+
+
+def test_an_unreadable_revision_text_is_replaced_by_the_fallback_time() -> None:
+    """A garbled lastModifiedTimeUtc never becomes the revision; the fallback time does."""
+    payload = example("GetIncidentById")
+    payload["properties"]["lastModifiedTimeUtc"] = "last tuesday"
+    body = to_alert(WORKSPACE, parse_incident(payload), Details())
+    assert body["revision"] == "2019-01-01T13:15:30Z"
+    assert body["defaulted"] == [{"field": "lastModifiedTimeUtc", "raw": "last tuesday"}]

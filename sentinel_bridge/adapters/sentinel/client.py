@@ -16,7 +16,7 @@ import httpx
 import structlog
 
 from ...config import AzureSettings, SyncSettings
-from ...errors import PayloadError, UnsafeLinkError
+from ...errors import NotFoundError, PayloadError, UnsafeLinkError
 from ...model import Details, Incident, JsonObject, Workspace
 from ...ports import ListingEnd
 from ..auth import TokenProvider
@@ -120,27 +120,36 @@ class SentinelClient:
         )
 
     async def enrich(self, workspace: Workspace, incident: Incident) -> Details:
-        """The incident's alerts and entities, fetched concurrently."""
-        base = f"/{quote(incident.name, safe='')}"
-        results: dict[str, JsonObject] = {}
-        failures: list[Exception] = []
+        """The incident's alerts and entities, fetched concurrently.
 
-        async def post(action: str) -> None:
-            # Collected rather than raised inside the task group, so that the caller gets
-            # the typed error itself instead of an ExceptionGroup.
+        A part that cannot be read (after the retries) is named in `Details.missing` with the
+        reason, and the other part is still returned: one failing call must not cost the
+        incident its delivery. NotFoundError (the incident is gone) is raised as such.
+        """
+        base = f"/{quote(incident.name, safe='')}"
+        results: dict[str, tuple[JsonObject, ...]] = {}
+        failures: dict[str, Exception] = {}
+
+        async def post(action: str, key: str) -> None:
+            # Collected rather than raised inside the task group, so that one part's failure
+            # neither cancels the other nor reaches the caller as an ExceptionGroup.
             try:
-                results[action] = await self._send(workspace, "POST", f"{base}/{action}", "reads")
+                payload = await self._send(workspace, "POST", f"{base}/{action}", "reads")
+                results[action] = _objects(payload, key, action)
             except Exception as exc:
-                failures.append(exc)
+                failures[action] = exc
 
         async with anyio.create_task_group() as group:
-            group.start_soon(post, "alerts")
-            group.start_soon(post, "entities")
-        if failures:
-            raise failures[0]
+            group.start_soon(post, "alerts", "value")
+            group.start_soon(post, "entities", "entities")
+        gone = [exc for exc in failures.values() if isinstance(exc, NotFoundError)]
+        if gone:
+            raise gone[0]
         return Details(
-            alerts=_objects(results["alerts"], "value", "alerts"),
-            entities=_objects(results["entities"], "entities", "entities"),
+            alerts=results.get("alerts", ()),
+            entities=results.get("entities", ()),
+            missing=tuple(part for part in ("alerts", "entities") if part in failures),
+            error="; ".join(f"{part}: {_describe(exc)}" for part, exc in failures.items()) or None,
         )
 
     # -- reverse path -----------------------------------------------------------------------
@@ -225,3 +234,9 @@ def _host(link: str) -> str:
         return httpx.URL(link).host or "<no host>"
     except httpx.InvalidURL:
         return "<invalid URL>"
+
+
+def _describe(exc: Exception) -> str:
+    """Type and first line of an error, bounded; our errors never carry secrets."""
+    first = (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"[:500]

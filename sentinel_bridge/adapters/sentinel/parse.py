@@ -1,8 +1,9 @@
 """ARM incident payloads -> model values.
 
-Strict only where the bridge cannot work without a field (the identifiers, title, severity,
-status and the modification time it polls on); everything else is optional, and enum values
-are kept as the strings Sentinel sent because every Sentinel enum is "modelAsString".
+Strict only where the bridge cannot work without a field: the ARM id, which addresses the
+incident and derives its alert id. Everything else gets a visible default when it is missing
+or unusable, and enum values are kept as the strings Sentinel sent because every Sentinel enum
+is "modelAsString".
 Schema: https://learn.microsoft.com/en-us/rest/api/securityinsights/incidents/get
 """
 
@@ -54,35 +55,130 @@ def format_arm_time(moment: datetime) -> str:
 
 
 def parse_incident(payload: object) -> Incident:
-    """One ARM incident resource -> Incident; PayloadError names the field that is wrong."""
+    """One ARM incident resource -> Incident; PayloadError only when it has no ARM id.
+
+    Everything else is read tolerantly: a missing or unusable title, severity, status or
+    modification time gets a visible default and is listed in `Incident.defaulted` with the
+    raw value, so that the SOC still sees the incident (flagged) instead of ops a parked row.
+    """
     if not isinstance(payload, dict):
         raise PayloadError(f"incident is not a JSON object but {type(payload).__name__}")
-    props = payload.get("properties")
-    if not isinstance(props, dict):
-        raise PayloadError("incident has no 'properties' object")
+    arm_id = payload.get("id")
+    if not isinstance(arm_id, str) or not arm_id.strip("/ "):
+        raise PayloadError("incident has no ARM id (field id is missing or not a string)")
+    if len(arm_id) > MAX_ARM_ID:
+        raise PayloadError(f"incident ARM id is {len(arm_id)} characters (at most {MAX_ARM_ID})")
+    reader = _Reader(payload)
+    props = reader.props
+    number = reader.number()
     return Incident(
-        arm_id=_required_str(payload, "id", ""),
-        name=_required_str(payload, "name", ""),
+        arm_id=arm_id,
+        name=reader.name(arm_id),
         etag=_optional_str(payload.get("etag")),
-        incident_number=_optional_int(props.get("incidentNumber")),
-        title=_required_str(props, "title", "properties."),
-        description=_optional_str(props.get("description")),
-        severity=_required_str(props, "severity", "properties."),
-        status=_required_str(props, "status", "properties."),
-        classification=_optional_str(props.get("classification")),
-        classification_reason=_optional_str(props.get("classificationReason")),
-        classification_comment=_optional_str(props.get("classificationComment")),
+        incident_number=number,
+        title=reader.title(number),
+        description=reader.optional_text("description"),
+        severity=reader.enum("severity", DEFAULT_SEVERITY),
+        status=reader.enum("status", DEFAULT_STATUS),
+        classification=reader.optional_text("classification"),
+        classification_reason=reader.optional_text("classificationReason"),
+        classification_comment=reader.optional_text("classificationComment"),
         owner=_owner(props.get("owner")),
         labels=_labels(props.get("labels")),
         tactics=_tactics(props.get("additionalData")),
-        created_at=_optional_time(props.get("createdTimeUtc")),
-        last_modified_at=_required_time(props, "lastModifiedTimeUtc"),
-        first_activity_at=_optional_time(props.get("firstActivityTimeUtc")),
-        last_activity_at=_optional_time(props.get("lastActivityTimeUtc")),
-        incident_url=_optional_str(props.get("incidentUrl")),
-        provider_name=_optional_str(props.get("providerName")),
+        created_at=reader.optional_time("createdTimeUtc"),
+        last_modified_at=reader.modified_time(),
+        first_activity_at=reader.optional_time("firstActivityTimeUtc"),
+        last_activity_at=reader.optional_time("lastActivityTimeUtc"),
+        incident_url=reader.optional_text("incidentUrl"),
+        provider_name=reader.optional_text("providerName"),
         raw=payload,
+        defaulted=tuple(reader.defaulted),
     )
+
+
+# The store keys incidents by ARM id; a real one is a few hundred characters at most.
+MAX_ARM_ID = 1024
+# Incident numbers are kept as 64-bit integers.
+_MAX_NUMBER = 2**63 - 1
+# Visible defaults for what an incident must have. Severity errs towards being looked at: an
+# unknown one is not filed under informational, where a triage view would hide it.
+DEFAULT_SEVERITY = "Medium"
+DEFAULT_STATUS = "New"
+# A modification time that cannot be read sorts before anything real: any later readable
+# revision of the incident replaces the alert, and it never moves a checkpoint.
+UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Reader:
+    """Reads one incident's fields, recording each one that had to be defaulted."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+        self.defaulted: list[tuple[str, object]] = []
+        props = payload.get("properties")
+        if not isinstance(props, dict):
+            self.defaulted.append(("properties", props))
+            props = {}
+        self.props: dict[str, Any] = props
+
+    def name(self, arm_id: str) -> str:
+        value = self.payload.get("name")
+        if isinstance(value, str) and value:
+            return value
+        self.defaulted.append(("name", value))
+        return arm_id.rstrip("/").rsplit("/", 1)[-1]
+
+    def number(self) -> int | None:
+        value = self.props.get("incidentNumber")
+        number = _optional_int(value)
+        if number is None and value is not None:
+            self.defaulted.append(("incidentNumber", value))
+        return number
+
+    def title(self, number: int | None) -> str:
+        value = self.props.get("title")
+        if isinstance(value, str) and value.strip():
+            return value
+        self.defaulted.append(("title", value))
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return f"(untitled incident #{number})" if number is not None else "(untitled incident)"
+
+    def enum(self, key: str, default: str) -> str:
+        value = self.props.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+        self.defaulted.append((key, value))
+        return default
+
+    def optional_text(self, key: str) -> str | None:
+        value = self.props.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        self.defaulted.append((key, value))
+        return None
+
+    def optional_time(self, key: str) -> datetime | None:
+        # A garbled optional time must not hold the incident back; `raw` keeps the text.
+        value = self.props.get(key)
+        try:
+            return None if value is None else parse_arm_time(value)
+        except ValueError:
+            self.defaulted.append((key, value))
+            return None
+
+    def modified_time(self) -> datetime:
+        value = self.props.get("lastModifiedTimeUtc")
+        try:
+            return parse_arm_time(value)
+        except ValueError:
+            self.defaulted.append(("lastModifiedTimeUtc", value))
+        created = self.props.get("createdTimeUtc")
+        try:
+            return parse_arm_time(created)
+        except ValueError:
+            return UNKNOWN_TIME
 
 
 def parse_page(payload: object) -> tuple[Page, str | None]:
@@ -127,45 +223,17 @@ def item_identifiers(item: object) -> dict[str, str]:
     return found
 
 
-def _required_str(obj: dict[str, Any], key: str, prefix: str) -> str:
-    value = obj.get(key)
-    if value is None:
-        raise PayloadError(f"incident field {prefix}{key} is missing")
-    if not isinstance(value, str) or not value:
-        raise PayloadError(f"incident field {prefix}{key} is not a non-empty string")
-    return value
-
-
-def _required_time(props: dict[str, Any], key: str) -> datetime:
-    if props.get(key) is None:
-        raise PayloadError(f"incident field properties.{key} is missing")
-    try:
-        return parse_arm_time(props[key])
-    except ValueError as exc:
-        raise PayloadError(f"incident field properties.{key}: {exc}") from None
-
-
-def _optional_time(value: object) -> datetime | None:
-    # A garbled optional time must not park the incident: the SOC still needs to see it,
-    # and `raw` keeps the original text.
-    try:
-        return None if value is None else parse_arm_time(value)
-    except ValueError:
-        return None
-
-
 def _optional_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
 def _optional_int(value: object) -> int | None:
-    if isinstance(value, bool):
+    """A non-negative 64-bit integer, or a string of ASCII digits that is one; else None."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
+    return value if 0 <= value <= _MAX_NUMBER else None
 
 
 def _owner(value: object) -> Owner:

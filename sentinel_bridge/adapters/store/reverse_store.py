@@ -14,10 +14,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ...model import AlertTarget, JournalEntry, WrittenItem
+from ...model import AlertTarget, JournalEntry, ParkedItem, WrittenItem
 from .engine import is_sqlite, write_gate
-from .tables import change_cursors, change_journal, comment_sweeps, ledger, outbox, written
-from .writes import clean_text
+from .tables import (
+    change_cursors,
+    change_journal,
+    checkpoints,
+    comment_sweeps,
+    ledger,
+    outbox,
+    written,
+)
+from .writes import clean_text, insert_parked
 
 Clock = Callable[[], datetime]
 FINISHED = ("applied", "echo", "parked")
@@ -76,6 +84,28 @@ class ReverseSqlStore:
                 done.update(await conn.scalars(query))
         return done
 
+    async def pending(self, change_ids: Sequence[str]) -> dict[str, JournalEntry]:
+        """Journal entries of the changes among `change_ids` that are still pending."""
+        found: dict[str, JournalEntry] = {}
+        keys = sorted(set(change_ids))
+        async with self._engine.connect() as conn:
+            for start in range(0, len(keys), _CHUNK):
+                query = sa.select(change_journal).where(
+                    change_journal.c.change_id.in_(keys[start : start + _CHUNK]),
+                    change_journal.c.outcome == "pending",
+                )
+                found.update((row.change_id, _entry(row)) for row in await conn.execute(query))
+        return found
+
+    async def caught_up(self, workspace_keys: Sequence[str]) -> set[str]:
+        """The workspaces whose forward listing ran to its end at least once."""
+        query = sa.select(checkpoints.c.workspace_key).where(
+            checkpoints.c.workspace_key.in_(list(workspace_keys)),
+            checkpoints.c.caught_up_at.is_not(None),
+        )
+        async with self._engine.connect() as conn:
+            return set(await conn.scalars(query))
+
     async def record(
         self, queue_key: str, entry: JournalEntry, written_items: Sequence[WrittenItem]
     ) -> None:
@@ -89,7 +119,7 @@ class ReverseSqlStore:
                 "outcome": new.outcome,
                 "reason": new.reason,
                 "payload": new.payload,
-                "attempts": change_journal.c.attempts + 1,
+                "attempts": new.attempts,
                 "updated_at": new.updated_at,
             },
         )
@@ -121,12 +151,15 @@ class ReverseSqlStore:
 
     async def sweep_due(self, workspace_key: str, limit: int) -> list[AlertTarget]:
         swept = comment_sweeps.c.revision
+        retry_at = comment_sweeps.c.retry_at
         query = (
-            sa.select(ledger)
+            sa.select(ledger, sa.func.coalesce(comment_sweeps.c.attempts, 0).label("attempts"))
             .outerjoin(comment_sweeps, comment_sweeps.c.alert_id == ledger.c.alert_id)
             .where(
                 ledger.c.workspace_key == workspace_key,
                 sa.or_(swept.is_(None), ledger.c.revision > swept),
+                # After a failed pass, not before its retry time.
+                sa.or_(retry_at.is_(None), retry_at <= self._clock()),
                 # Sentinel counts an incident's comments: none means nothing to list.
                 sa.or_(ledger.c.comments_count.is_(None), ledger.c.comments_count > 0),
                 # Not before the alert reached the queue: a comment needs its alert there.
@@ -136,7 +169,25 @@ class ReverseSqlStore:
             .limit(limit)
         )
         async with self._engine.connect() as conn:
-            return [_target(row) for row in await conn.execute(query)]
+            return [_target(row, row.attempts) for row in await conn.execute(query)]
+
+    async def sweep_failed(self, alert_id: str, attempts: int, retry_at: datetime) -> None:
+        """Count a failed mirroring pass of the incident; it is due again at `retry_at`."""
+        now = self._clock()
+        never = datetime(1970, 1, 1, tzinfo=UTC)  # swept up to nothing yet
+        stmt = self._insert(comment_sweeps).values(
+            alert_id=alert_id, revision=never, updated_at=now, attempts=attempts, retry_at=retry_at
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[comment_sweeps.c.alert_id],
+            set_={"attempts": attempts, "retry_at": retry_at, "updated_at": now},
+        )
+        async with self._writes.begin() as conn:
+            await conn.execute(stmt)
+
+    async def park(self, item: ParkedItem) -> None:
+        async with self._writes.begin() as conn:
+            await insert_parked(conn, [item], self._clock())
 
     async def mark_swept(self, alert_id: str, revision: datetime) -> None:
         now = self._clock()
@@ -145,7 +196,13 @@ class ReverseSqlStore:
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[comment_sweeps.c.alert_id],
-            set_={"revision": stmt.excluded.revision, "updated_at": now},
+            # A sweep that succeeded forgets the failures before it.
+            set_={
+                "revision": stmt.excluded.revision,
+                "updated_at": now,
+                "attempts": 0,
+                "retry_at": None,
+            },
             where=stmt.excluded.revision > comment_sweeps.c.revision,
         )
         async with self._writes.begin() as conn:
@@ -167,8 +224,8 @@ class ReverseSqlStore:
         await conn.execute(stmt, rows)
 
 
-def _target(row: Any) -> AlertTarget:
-    return AlertTarget(row.alert_id, row.workspace_key, row.arm_id, row.revision)
+def _target(row: Any, sweep_attempts: int = 0) -> AlertTarget:
+    return AlertTarget(row.alert_id, row.workspace_key, row.arm_id, row.revision, sweep_attempts)
 
 
 def _journal_row(queue_key: str, entry: JournalEntry, now: datetime) -> dict[str, Any]:
@@ -180,7 +237,7 @@ def _journal_row(queue_key: str, entry: JournalEntry, now: datetime) -> dict[str
         "outcome": entry.outcome,
         "reason": clean_text(entry.reason) if entry.reason else None,
         "payload": entry.payload,
-        "attempts": 1,
+        "attempts": entry.attempts,
         "created_at": now,
         "updated_at": now,
     }

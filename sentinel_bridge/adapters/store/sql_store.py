@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ...model import LedgerEntry, OutboxItem, PageCommit, ParkedItem
+from ...model import Enrichment, LedgerEntry, OutboxItem, PageCommit, ParkedItem
 from ...ports import ClaimedItem, WorkspaceState
 from . import leases, writes
 from .engine import create_engine, is_sqlite, write_gate
@@ -95,6 +95,31 @@ class SqlStore:
                 await writes.advance_checkpoint(
                     conn, self._insert, commit.workspace_key, commit.checkpoint, now
                 )
+            if commit.caught_up:
+                await writes.mark_caught_up(conn, self._insert, commit.workspace_key, now)
+
+    async def enrichment_due(
+        self, workspace_key: str, now: datetime, limit: int
+    ) -> list[LedgerEntry]:
+        """Ledger rows of the workspace whose enrichment is due to be tried again, oldest due
+        first (a row re-read by the listing was already retried there and moved on)."""
+        query = (
+            sa.select(ledger)
+            .where(ledger.c.workspace_key == workspace_key, ledger.c.enrich_retry_at <= now)
+            .order_by(ledger.c.enrich_retry_at)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [_ledger_entry(row) for row in await conn.execute(query)]
+
+    async def caught_up(self, workspace_keys: Sequence[str]) -> set[str]:
+        """The workspaces among `workspace_keys` whose listing ran to its end at least once."""
+        query = sa.select(checkpoints.c.workspace_key).where(
+            checkpoints.c.workspace_key.in_(list(workspace_keys)),
+            checkpoints.c.caught_up_at.is_not(None),
+        )
+        async with self._engine.connect() as conn:
+            return set(await conn.scalars(query))
 
     async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None:
         async with self._writes.begin() as conn:
@@ -218,6 +243,9 @@ def _ledger_entry(row: Any) -> LedgerEntry:
         revision=row.revision,
         fingerprint=row.fingerprint,
         comments_count=row.comments_count,
+        enrichment=row.enrichment or Enrichment.COMPLETE,
+        enrich_attempts=row.enrich_attempts,
+        enrich_retry_at=row.enrich_retry_at,
     )
 
 

@@ -74,6 +74,9 @@ checkpoints = sa.Table(
     sa.Column("last_success_at", UtcDateTime(), nullable=True),
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # When a listing of the workspace first ran to its end (migration 0004): until then an
+    # unknown alert in the change feed may still be one the forward path has not read yet.
+    sa.Column("caught_up_at", UtcDateTime(), nullable=True),
 )
 
 # One row per incident. alert_id is derived from the lower-cased ARM id, so it is the key;
@@ -89,7 +92,14 @@ ledger = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     # Sentinel's additionalData.commentsCount at `revision`; NULL: not known.
     sa.Column("comments_count", sa.Integer(), nullable=True),
+    # Enrichment of what was queued at `revision` (migration 0004): complete, partial,
+    # failed or off (NULL: complete, from before 0004); failed tries of this revision in a
+    # row; and when to try again (NULL: not again).
+    sa.Column("enrichment", sa.String(16), nullable=True),
+    sa.Column("enrich_attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("enrich_retry_at", UtcDateTime(), nullable=True),
     sa.Index(None, "workspace_key", "arm_id", unique=True),
+    sa.Index(None, "workspace_key", "enrich_retry_at"),
 )
 
 # One pending row per alert: a newer revision replaces the body in place.
@@ -181,4 +191,7 @@ comment_sweeps = sa.Table(
     sa.Column("alert_id", sa.String(36), primary_key=True),
     sa.Column("revision", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # Failed mirroring passes of the incident in a row, and when to try again (0004).
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("retry_at", UtcDateTime(), nullable=True),
 )

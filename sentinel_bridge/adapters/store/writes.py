@@ -46,6 +46,9 @@ async def upsert_ledger(
             "revision": entry.revision,
             "fingerprint": entry.fingerprint,
             "comments_count": entry.comments_count,
+            "enrichment": entry.enrichment,
+            "enrich_attempts": entry.enrich_attempts,
+            "enrich_retry_at": entry.enrich_retry_at,
             "updated_at": now,
         }
         for entry in newest(entries, lambda entry: entry.alert_id)
@@ -60,6 +63,9 @@ async def upsert_ledger(
             "revision": new.revision,
             "fingerprint": new.fingerprint,
             "comments_count": new.comments_count,
+            "enrichment": new.enrichment,
+            "enrich_attempts": new.enrich_attempts,
+            "enrich_retry_at": new.enrich_retry_at,
             "updated_at": now,
         },
         # An overlapping window may re-read an older revision: the ledger never goes back.
@@ -142,6 +148,18 @@ async def advance_checkpoint(
             "checkpoint": sa.case((sa.or_(old.is_(None), new > old), new), else_=old),
             "updated_at": stmt.excluded.updated_at,
         },
+    )
+    await conn.execute(stmt)
+
+
+async def mark_caught_up(
+    conn: AsyncConnection, insert: InsertFn, workspace_key: str, now: datetime
+) -> None:
+    """Remember the first listing of the workspace that ran to its end."""
+    stmt = insert(checkpoints).values(workspace_key=workspace_key, caught_up_at=now, updated_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[checkpoints.c.workspace_key],
+        set_={"caught_up_at": sa.func.coalesce(checkpoints.c.caught_up_at, now)},
     )
     await conn.execute(stmt)
 
