@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import threading
 import time
 import uuid
@@ -104,6 +105,11 @@ class QueueEmulator:
             self._changes.append(change)
             self._apply(change)
         return dict(change)
+
+    def add_raw_change(self, item: Any) -> None:
+        """Append any JSON value to the feed as it is, unapplied: a queue sending junk."""
+        with self.lock:
+            self._changes.append(copy.deepcopy(item))
 
     def add_status_change(
         self,

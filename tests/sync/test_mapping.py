@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -194,3 +197,16 @@ def test_an_unreadable_revision_text_is_replaced_by_the_fallback_time() -> None:
     body = to_alert(WORKSPACE, parse_incident(payload), Details())
     assert body["revision"] == "2019-01-01T13:15:30Z"
     assert body["defaulted"] == [{"field": "lastModifiedTimeUtc", "raw": "last tuesday"}]
+
+
+def documented_alert_fields() -> set[str]:
+    """The property names of the Alert schema in the contract's OpenAPI file."""
+    lines = (Path(__file__).parents[2] / "docs" / "queue-contract-v1.openapi.yaml").read_text()
+    schema = lines.split("\n    Alert:\n", 1)[1].split("\n    Comment:\n", 1)[0]
+    properties = schema.split("\n      properties:\n", 1)[1]
+    return set(re.findall(r"^        ([a-z_]+):", properties, flags=re.M))
+
+
+def test_the_alert_body_is_what_the_contract_documents() -> None:
+    """Every field the bridge sends is in the OpenAPI file, and every documented one is sent."""
+    assert documented_alert_fields() == CONTRACT_KEYS
