@@ -54,7 +54,7 @@ def _split(text: str, max_chars: int, total: int, *, soft: bool) -> list[str]:
         room = max_chars - len(marker(index, total))
         last = index == total
         cut = len(rest) if last else (_cut(rest, room) if soft else room)
-        if cut > room or cut == 0 or cut > len(rest):
+        if cut > room or cut == 0:  # too long, or the text ran out before the last part
             return []
         parts.append(marker(index, total) + rest[:cut])
         rest = rest[cut:]

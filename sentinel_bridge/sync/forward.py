@@ -34,7 +34,7 @@ from ..model import (
     Workspace,
 )
 from ..ports import IncidentSource, ListingEnd, Store
-from .budget import Budget, after_enrichment
+from .budget import INCOMPLETE, Budget, after_enrichment
 from .dedup import Verdict, decide_all, fingerprint
 from .mapping import to_alert, unmappable_alert
 from .window import checkpoint_after_listing, checkpoint_after_page, plan_window
@@ -151,7 +151,7 @@ class ForwardSync:
         parked = [item for _, _, item in built if item is not None]
         parked += [_park_unparsable(workspace, item) for item in page.unparsable]
         report.enqueued += len(outbox)
-        report.incomplete += sum(1 for item in outbox if item.body["enrichment"] in _INCOMPLETE)
+        report.incomplete += sum(1 for item in outbox if item.body["enrichment"] in INCOMPLETE)
         report.parked += len(parked)
         for item in parked:
             log.warning("parked", **workspace.log_context(), **item.identifiers, reason=item.reason)
@@ -220,7 +220,7 @@ class ForwardSync:
             enrich_attempts=followup.attempts,
             enrich_retry_at=followup.retry_at,
         )
-        if found.status in _INCOMPLETE:
+        if found.status in INCOMPLETE:
             _log_incomplete(workspace, incident, found, followup.attempts, followup.retry_at)
         parked = (
             _park_enrichment(workspace, incident, found, followup.attempts)
@@ -272,9 +272,6 @@ class ForwardSync:
                 return None, row, None
             park = _park_retry(workspace, entry, failed, followup.attempts)
             return None, row, park
-
-
-_INCOMPLETE = frozenset({"partial", "failed"})
 
 
 def _alert_body(workspace: Workspace, incident: Incident, details: Details) -> dict[str, object]:

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from sentinel_bridge.adapters.sentinel import SentinelClient, parse_incident
+from sentinel_bridge.adapters.sentinel.paging import same_origin
 from sentinel_bridge.config import AzureSettings, SyncSettings
 from sentinel_bridge.errors import NotFoundError, UnsafeLinkError
 from sentinel_bridge.model import Page
@@ -331,3 +332,63 @@ async def test_client_builds_its_own_http_client_with_the_ca_bundle(tmp_path: Pa
         assert http.follow_redirects is False and http.trust_env is False
         trusted = http._transport._pool._ssl_context.get_ca_certs()  # type: ignore[attr-defined]
         assert len(trusted) == 1
+
+
+@pytest.mark.parametrize(
+    ("link_url", "endpoint", "same"),
+    [
+        ("https://h.example:9443/x", "https://h.example:8443", False),
+        ("https://h.example:8443/x", "https://h.example:8443", True),
+        ("https://H.EXAMPLE/x", "https://h.example", True),
+        ("https://h.example:abc/x", "https://h.example", False),
+        ("https://user@h.example/x", "https://h.example", False),
+    ],
+)
+def test_same_origin_compares_scheme_host_and_port(
+    link_url: str, endpoint: str, same: bool
+) -> None:
+    """Another port of a non-default endpoint, an invalid URL or userinfo is another origin."""
+    assert same_origin(link_url, endpoint) is same
+
+
+async def test_a_next_link_back_to_the_first_page_stops_at_once(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """The first URL counts as seen: a page linking back to it is not fetched again."""
+    listing = client.list_changed(WS, SINCE)
+    first_url = listing._first_url  # the exact URL the listing starts from
+    arm.get(INCIDENTS_URL).mock(return_value=page([1], first_url))
+    assert len(await collect(listing)) == 1
+    assert listing.end is ListingEnd.REPEATED_LINK
+    assert len(arm.calls) == 1
+
+
+async def test_a_stopped_listing_logs_where_the_link_pointed_and_how_far_it_got(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """The stop line names pages read and the link's scheme, host, port and path (no query)."""
+    arm.get(INCIDENTS_URL).mock(
+        return_value=page([1], "http://evil.example.net:8080/steal?$skipToken=secret")
+    )
+    with capture_logs() as logs:
+        await collect(client.list_changed(WS, SINCE))
+    [stopped] = [log for log in logs if log["event"] == "sentinel.listing_stopped"]
+    assert stopped["pages"] == 1
+    assert (stopped["link_scheme"], stopped["link_host"], stopped["link_port"]) == (
+        "http",
+        "evil.example.net",
+        8080,
+    )
+    assert stopped["link_path"] == "/steal"
+    assert "secret" not in repr(stopped)
+
+
+async def test_an_invalid_next_link_is_logged_as_such(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """A nextLink that is not a URL stops the listing with `link: <invalid URL>`."""
+    arm.get(INCIDENTS_URL).mock(return_value=page([1], "https://management.azure.com:abc/x"))
+    with capture_logs() as logs:
+        await collect(client.list_changed(WS, SINCE))
+    [stopped] = [log for log in logs if log["event"] == "sentinel.listing_stopped"]
+    assert stopped["link"] == "<invalid URL>"

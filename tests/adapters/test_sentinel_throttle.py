@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
+import anyio
 import pytest
 
 from sentinel_bridge.adapters.sentinel.retry import backoff_delay, parse_retry_after
@@ -154,3 +156,116 @@ def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
     )
     assert backoff_delay(3, 0.5, 30.0, 0.0) == 0.0
     assert backoff_delay(10_000, 0.5, 30.0, 0.5) == 15.0
+
+
+class BlockingClock(InstantClock):
+    """Virtual time in which a 429 arrives during the first `extend` sleeps."""
+
+    def __init__(self, gate_ref: list[ThrottleGate], extend: int, seconds: float) -> None:
+        super().__init__()
+        self.gate_ref, self.extend, self.seconds = gate_ref, extend, seconds
+
+    async def sleep(self, seconds: float) -> None:
+        if self.extend > 0:
+            self.extend -= 1
+            self.gate_ref[0].block(self.seconds)
+        await super().sleep(seconds)
+
+
+async def test_a_429_during_the_wait_extends_the_wait() -> None:
+    """A block that arrives while a request waits out an earlier one holds it longer."""
+    ref: list[ThrottleGate] = []
+    clock = BlockingClock(ref, extend=1, seconds=30)
+    gate = ThrottleGate(READS, clock.clock())
+    ref.append(gate)
+    start = clock.now()
+    gate.block(10)
+    await gate.acquire()
+    assert clock.now() - start >= 30
+
+
+async def test_a_429_during_a_paced_wait_requeues_without_leaking_a_slot() -> None:
+    """Blocked while waiting for its paced slot, the request waits out the block, queues
+    again, and counts once in flight: answered, the next header is read at face value."""
+    ref: list[ThrottleGate] = []
+    clock = BlockingClock(ref, extend=1, seconds=5)
+    gate = ThrottleGate(READS, clock.clock())
+    ref.append(gate)
+    clock.extend = 0
+    await gate.acquire()  # the first request is never paced
+    gate.done()
+    gate.observe(0)  # paced: the next one sleeps for its slot, and the 429 arrives then
+    clock.extend = 1
+    start = clock.now()
+    await gate.acquire()
+    assert clock.now() - start >= 5
+    gate.done()
+    gate.observe(READS.low_water + 1)
+    clock.sleeps.clear()
+    await gate.acquire()
+    assert clock.sleeps == []
+
+
+async def test_a_cancelled_waiter_gives_its_slot_back() -> None:
+    """A request cancelled while waiting for its slot no longer counts as in flight."""
+    clock = InstantClock()
+    gate = ThrottleGate(READS, clock.clock())
+    gate.observe(0)
+
+    async def cancelled_waiter() -> None:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await gate.acquire()
+
+    await gate.acquire()  # takes the next slot; the waiter queues behind it
+    gate.done()
+    await cancelled_waiter()
+    gate.observe(READS.low_water + 1)
+    clock.sleeps.clear()
+    await gate.acquire()
+    assert clock.sleeps == []
+
+
+async def test_a_fresh_gate_counts_nothing_in_flight() -> None:
+    """Before any request, a header one above the low-water mark means no pacing."""
+    clock = InstantClock()
+    gate = ThrottleGate(READS, clock.clock())
+    gate.observe(READS.low_water + 1)
+    await gate.acquire()
+    assert clock.sleeps == []
+
+
+async def test_one_answer_releases_exactly_one_request() -> None:
+    """Two in flight, one answered: the next header still counts the other one."""
+    clock = InstantClock()
+    gate = ThrottleGate(READS, clock.clock())
+    await gate.acquire()
+    await gate.acquire()
+    gate.done()
+    gate.observe(READS.low_water + 1)  # minus the one still in flight: at the mark
+    await gate.acquire()
+    assert clock.sleeps == [pytest.approx(1 / 25)]
+
+
+async def test_answers_never_drive_the_in_flight_count_below_zero() -> None:
+    """Extra done() calls do not make later headers look fuller than they are."""
+    clock = InstantClock()
+    gate = ThrottleGate(READS, clock.clock())
+    await gate.acquire()
+    gate.done()
+    gate.done()
+    gate.observe(READS.low_water)
+    await gate.acquire()
+    assert clock.sleeps == [pytest.approx(1 / 25)]
+
+
+def test_retry_after_http_date_without_a_zone_is_gmt() -> None:
+    """An HTTP-date with -0000 (no zone) is read as GMT, not as local time."""
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    assert parse_retry_after("Wed, 01 Jan 2025 00:00:30 -0000", now) == 30.0
+
+
+def test_retry_after_http_date_is_measured_from_the_real_clock_by_default() -> None:
+    """Without `now`, an HTTP-date is compared with the current UTC time."""
+    seconds = parse_retry_after(format_datetime(datetime.now(UTC) + timedelta(hours=1), True))
+    assert seconds is not None and 3500 < seconds <= 3600

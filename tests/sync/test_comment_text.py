@@ -132,3 +132,49 @@ def test_comment_ids_are_golden() -> None:
         "8caeb106-b2ac-588d-a0cf-1d7cc2178bfb",
     ]
     assert queue_comment_id("/Sub/Incidents/I/Comments/A") == "31b93e82-d5e7-53bc-90b8-486b3dd963f6"
+
+
+def test_text_of_exactly_the_limit_is_one_message() -> None:
+    """A comment of exactly `max_chars` characters is sent whole, unmarked."""
+    assert split_comment("x" * 100, 100) == ["x" * 100]
+
+
+def test_soft_breaks_that_need_one_more_part_get_it() -> None:
+    """Two full parts' worth with a space near the first cut: three parts, the first ending
+    at the space, rather than hard cuts through the word."""
+    room = 100 - len("[part 1/2] ")
+    text = "a" * 85 + " " + "b" * (2 * room - 86)
+    parts = split_comment(text, 100)
+    assert len(parts) == 3
+    assert parts[0] == "[part 1/3] " + "a" * 85 + " "
+    assert join_parts(parts) == text
+
+
+def test_a_space_is_a_soft_break_too() -> None:
+    """Without a line break, a space in the last tenth of the room ends the part."""
+    room = 100 - len("[part 1/2] ")
+    text = "a" * (room - 3) + " " + "b" * 50
+    assert split_comment(text, 100)[0] == "[part 1/2] " + "a" * (room - 3) + " "
+
+
+def test_the_last_break_in_the_window_is_used() -> None:
+    """Two spaces near the end of the room: the part ends after the later one."""
+    room = 100 - len("[part 1/2] ")
+    text = "a" * (room - 6) + " bb " + "c" * 60
+    assert split_comment(text, 100)[0] == "[part 1/2] " + "a" * (room - 6) + " bb "
+
+
+def test_breaks_far_from_the_end_or_beyond_the_room_are_ignored() -> None:
+    """A space early in the part and one just past its room: the part is cut hard."""
+    room = 100 - len("[part 1/2] ")
+    text = "a" * 10 + " " + "b" * (room - 11) + " " + "c" * 60
+    parts = split_comment(text, 100)
+    assert parts[0] == "[part 1/2] " + text[:room]
+    assert join_parts(parts) == text
+
+
+def test_the_smallest_workable_limit_still_splits() -> None:
+    """At 14 characters, parts 10 and up have room for one character beside their marker."""
+    parts = split_comment("x" * 28, 14)
+    assert len(parts) == 19 and join_parts(parts) == "x" * 28
+    assert parts[-1] == "[part 19/19] x"

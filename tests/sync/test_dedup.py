@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import timedelta
 
@@ -97,3 +98,22 @@ def test_changed_content_wins_over_a_due_enrichment() -> None:
     old = incident(modified=at(0), severity="Low")
     pending = replace(entry_for(old), enrich_retry_at=at(0))
     assert decide(incident(modified=at(60), severity="High"), pending, at(60)) is Verdict.CHANGED
+
+
+def test_of_two_reads_at_the_same_time_the_later_one_wins() -> None:
+    """A page that lists an incident twice with the same timestamp keeps the last copy."""
+    first = incident(modified=at(5), title="first")
+    second = incident(modified=at(5), title="second")
+    [kept] = latest_per_incident([first, second])
+    assert kept.title == "second"
+
+
+def test_the_fingerprint_is_golden_and_ignores_key_order() -> None:
+    """The content digest is fixed: canonical JSON (sorted keys, compact, UTF-8 as is)."""
+    one = incident(title="Ünïcode", severity="High", labels=[{"labelName": "b"}])
+    props = one.raw["properties"]
+    reordered = replace(one, raw={**one.raw, "properties": dict(reversed(list(props.items())))})
+    assert fingerprint(one) == fingerprint(reordered)
+    canonical = '{"labels":[{"labelName":"b"}],"severity":"High","status":"New","title":"Ünïcode"}'
+    assert fingerprint(one) == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    assert fingerprint(one) == "165811dbb1ec351501e0b5554b4bd7901fed4e13aeb899133d565cc04e62ee80"

@@ -14,6 +14,7 @@ from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
 from sentinel_bridge.errors import NotFoundError, TransientError
 from sentinel_bridge.model import Details, Incident, LedgerEntry, Page, Unparsable, Workspace
 from sentinel_bridge.ports import ListingEnd
+from sentinel_bridge.sync import forward as forward_module
 from sentinel_bridge.sync.budget import Budget
 from sentinel_bridge.sync.forward import ForwardOptions, ForwardSync
 from tests.factories import WORKSPACE, at, incident
@@ -387,3 +388,26 @@ async def test_ledger_records_sentinels_comment_count(store: SqlStore) -> None:
     await forward(source, store).tick(WORKSPACE)
     rows = await store.ledger(WORKSPACE.key, [with_comments.arm_id.lower()])
     assert rows[with_comments.arm_id.lower()].comments_count == 2
+
+
+async def test_an_incident_that_cannot_be_mapped_is_delivered_minimal(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If mapping raises for one incident, a minimal flagged alert goes out; the rest map."""
+    real = forward_module.to_alert
+
+    def fragile(workspace: Workspace, item: Incident, details: Details) -> dict[str, Any]:
+        if item.name == "odd":
+            raise TypeError("surprising payload")
+        return real(workspace, item, details)
+
+    monkeypatch.setattr(forward_module, "to_alert", fragile)
+    source = ScriptedSource()
+    odd, fine = incident(name="odd", modified=at(9000)), incident(name="fine", modified=at(9001))
+    source.put(odd, fine)
+    report = await forward(source, store).tick(WORKSPACE)
+    assert (report.enqueued, report.parked) == (2, 0)
+    bodies = await outbox_bodies(store)
+    assert bodies[odd.alert_id]["title"] == "(incident #1 could not be mapped)"
+    assert "TypeError: surprising payload" in bodies[odd.alert_id]["description"]
+    assert bodies[fine.alert_id]["title"] == "My incident"

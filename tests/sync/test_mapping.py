@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sentinel_bridge.adapters.sentinel import parse_incident
 from sentinel_bridge.model import Details, Owner, alert_id_for
-from sentinel_bridge.sync.mapping import RAW_VALUE_MAX_CHARS, snake_case, to_alert
+from sentinel_bridge.sync.mapping import (
+    RAW_VALUE_MAX_CHARS,
+    iso_utc,
+    owner_body,
+    snake_case,
+    source_body,
+    to_alert,
+    unmappable_alert,
+)
 from tests.adapters.helpers import example
-from tests.factories import WORKSPACE, incident
+from tests.factories import WORKSPACE, at, incident
 
 CONTRACT_KEYS = {
     "revision",
@@ -210,3 +222,80 @@ def documented_alert_fields() -> set[str]:
 def test_the_alert_body_is_what_the_contract_documents() -> None:
     """Every field the bridge sends is in the OpenAPI file, and every documented one is sent."""
     assert documented_alert_fields() == CONTRACT_KEYS
+
+
+def test_spaces_and_hyphens_become_underscores() -> None:
+    """`Needs Review` and `in-progress` become `needs_review` and `in_progress`."""
+    assert snake_case("Needs Review") == "needs_review"
+    assert snake_case(" in-progress ") == "in_progress"
+    assert snake_case("Very  - Odd") == "very_odd"
+
+
+def test_times_are_written_in_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An instant with an offset is written as UTC with a Z, even on a machine set to +05:30."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        moment = datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+        assert iso_utc(moment) == "2026-01-01T10:00:00Z"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_a_revision_is_always_text() -> None:
+    """A raw modification time that is not text is never passed on as the revision."""
+    odd = incident(modified=at(5))
+    odd.raw["properties"]["lastModifiedTimeUtc"] = 1767225605
+    assert to_alert(WORKSPACE, odd, Details())["revision"] == "2026-01-01T00:00:05Z"
+
+
+def raw_of_severity(value: object) -> object:
+    payload = example("GetIncidentById")
+    payload["properties"]["severity"] = value
+    [entry] = to_alert(WORKSPACE, parse_incident(payload), Details())["defaulted"]
+    return entry["raw"]
+
+
+def test_raw_values_keep_their_characters_and_are_cut_only_past_the_limit() -> None:
+    """Non-ASCII stays as is; a raw value of exactly the limit in JSON is kept, one more is cut."""
+    assert raw_of_severity({"é": "ü" * 10}) == {"é": "ü" * 10}
+    exact = ["x" * (RAW_VALUE_MAX_CHARS - 4)]  # '["xx…x"]' is exactly the limit
+    assert raw_of_severity(exact) == exact
+    cut = raw_of_severity(["x" * (RAW_VALUE_MAX_CHARS - 3)])
+    assert cut == '["' + "x" * (RAW_VALUE_MAX_CHARS - 3) + "…"
+    assert (
+        raw_of_severity(["ü" * RAW_VALUE_MAX_CHARS]) == '["' + "ü" * (RAW_VALUE_MAX_CHARS - 3) + "…"
+    )
+
+
+def test_an_owner_known_only_by_upn_is_still_an_owner() -> None:
+    """Any one of email, UPN or name makes an owner; none of them is no owner."""
+    assert owner_body(Owner(upn="u@x")) == {"email": None, "upn": "u@x", "name": None}
+    assert owner_body(Owner(name="Alice")) == {"email": None, "upn": None, "name": "Alice"}
+    assert owner_body(Owner(object_id="oid")) is None
+
+
+def test_an_unmappable_incident_still_makes_a_findable_alert() -> None:
+    """The minimal alert names the incident, its source and why it is minimal."""
+    body = unmappable_alert(WORKSPACE, incident(modified=at(5)), "TypeError: odd")
+    assert body == {
+        "revision": "2026-01-01T00:00:05Z",
+        "title": "(incident #1 could not be mapped)",
+        "description": (
+            "The bridge could not map this incident (TypeError: odd); see it in Sentinel."
+        ),
+        "severity": "medium",
+        "status": "new",
+        "incident_number": 1,
+        "source": source_body(WORKSPACE, incident()),
+        "alerts": [],
+        "entities": [],
+        "enrichment": "failed",
+        "enrichment_missing": ["alerts", "entities"],
+        "defaulted": [{"field": "*", "raw": None}],
+    }
+    unnumbered = replace(incident(), incident_number=None)
+    assert unmappable_alert(WORKSPACE, unnumbered, "x")["title"] == "(unmappable incident)"

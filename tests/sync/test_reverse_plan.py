@@ -15,6 +15,8 @@ from sentinel_bridge.sync.reverse_plan import (
     REASONS,
     PlanError,
     change_id_of,
+    closing,
+    fit_reason,
     merged_body,
     owner_properties,
     parse_change,
@@ -146,3 +148,192 @@ def test_malformed_changes_are_refused_with_a_stable_id() -> None:
     with pytest.raises(PlanError, match="unknown change kind"):
         parse_change({"change_id": "c", "alert_id": "a", "kind": "tag"})
     assert change_id_of({"x": 1}) == change_id_of({"x": 1}) != change_id_of({"x": 2})
+
+
+def test_a_close_sets_exactly_sentinels_four_fields() -> None:
+    """Closing as true positive sets status, classification, reason and comment, nothing else."""
+    props, notes = status_properties(
+        change(status="closed", classification="true_positive",
+               classification_reason="suspicious_activity", classification_comment="seen"),
+        "undetermined",
+    )  # fmt: skip
+    assert props == {
+        "status": "Closed",
+        "classification": "TruePositive",
+        "classificationReason": "SuspiciousActivity",
+        "classificationComment": "seen",
+    }
+    assert notes == ()
+
+
+def test_reopening_clears_the_classification_fields() -> None:
+    """Back to active: the status, and None (remove) for the three classification fields."""
+    props, _ = status_properties(change(status="active", classification="false_positive"), "x")
+    assert props == {
+        "status": "Active",
+        "classification": None,
+        "classificationReason": None,
+        "classificationComment": None,
+    }
+
+
+@pytest.mark.parametrize("comment", [None, "", 5])
+def test_a_default_close_comment_is_just_the_note_without_a_usable_comment(comment: Any) -> None:
+    """No, empty or non-text comment: the classification comment is exactly the note."""
+    result = closing(None, None, comment, "undetermined")
+    assert result.comment == (
+        "Closed without a classification in the SOC queue; set to Undetermined by default."
+    )
+    assert result.corrections == ("no classification: default Undetermined",)
+
+
+def test_an_unknown_classification_is_defaulted_with_an_exact_note() -> None:
+    """`inconclusive` becomes the default, and the note quotes what came."""
+    result = closing("inconclusive", None, "c", "benign_positive")
+    assert (result.classification, result.reason, result.comment) == (
+        "BenignPositive",
+        "SuspiciousButExpected",
+        "c",
+    )
+    assert result.corrections == (
+        "unknown classification 'inconclusive': default BenignPositive",
+        "reason None does not fit BenignPositive: SuspiciousButExpected",
+    )
+
+
+def test_reason_fitting_notes_are_exact() -> None:
+    """A reason for Undetermined is dropped with a note; none given, no note; odd types too."""
+    assert fit_reason("Undetermined", "inaccurate_data") == (
+        None,
+        "reason 'inaccurate_data' dropped: Undetermined takes none",
+    )
+    assert fit_reason("Undetermined", None) == (None, None)
+    assert fit_reason("TruePositive", ["x"]) == (
+        "SuspiciousActivity",
+        "reason ['x'] does not fit TruePositive: SuspiciousActivity",
+    )
+    assert fit_reason("FalsePositive", "inaccurate_data") == ("InaccurateData", None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "json_type"),
+    [
+        ("classification", ["x"], "array"),
+        ("classification", {"a": 1}, "object"),
+        ("classification_reason", 5, "number"),
+        ("classification_reason", 2.5, "number"),
+        ("classification_comment", True, "boolean"),
+        ("classification_comment", ["note"], "array"),
+    ],
+)
+def test_a_classification_field_that_is_not_text_parks_the_change(
+    field: str, value: Any, json_type: str
+) -> None:
+    """Each of the three classification fields must be a string or null; the JSON type is named."""
+    with pytest.raises(PlanError) as caught:
+        status_properties(change(status="closed", **{field: value}), "undetermined")
+    assert str(caught.value) == f"{field} is a JSON {json_type}, not a string or null"
+
+
+def test_an_invalid_status_is_named_exactly() -> None:
+    """The parked reason quotes the status and the three that are valid."""
+    with pytest.raises(PlanError) as caught:
+        status_properties(change(status="resolved"), "undetermined")
+    assert str(caught.value) == "invalid status 'resolved' (expected new, active or closed)"
+
+
+def test_a_long_value_is_cut_in_the_reason() -> None:
+    """A huge status is quoted in at most 80 characters, ending in '...'."""
+    with pytest.raises(PlanError) as caught:
+        status_properties(change(status="s" * 500), "undetermined")
+    quoted = str(caught.value).removeprefix("invalid status ").split(" (expected")[0]
+    assert quoted == repr("s" * 500)[:77] + "..."
+
+
+def test_an_owner_with_an_empty_email_is_assigned_by_upn() -> None:
+    """Blank strings count as absent: the UPN identifies the user and names them."""
+    props = owner_properties(change("owner", owner={"email": " ", "upn": "u@x", "name": ""}))
+    assert props == {
+        "owner": {"assignedTo": "u@x", "email": None, "objectId": None, "userPrincipalName": "u@x"}
+    }
+
+
+def test_an_owner_without_email_or_upn_is_parked_with_the_reason() -> None:
+    """A name alone cannot identify a user in Sentinel."""
+    with pytest.raises(PlanError) as caught:
+        owner_properties(change("owner", owner={"name": "Alice", "email": ""}))
+    assert str(caught.value) == "owner has neither an email nor a UPN"
+    with pytest.raises(PlanError) as caught:
+        owner_properties(change("owner", owner="alice@x"))
+    assert str(caught.value) == "owner is a JSON string, neither an object nor null"
+
+
+OWNED = {"assignedTo": "Alice", "email": "a@x", "objectId": "oid-1", "userPrincipalName": "a@x"}
+
+
+def test_assigning_the_current_owner_again_changes_nothing() -> None:
+    """Same email, UPN and name: no PUT, whatever objectId Sentinel holds."""
+    current = incident(owner=OWNED)
+    props = owner_properties(change("owner", owner={"email": "a@x", "upn": "a@x", "name": "Alice"}))
+    assert merged_body(current, props) is None
+
+
+def test_assigning_another_owner_is_a_change() -> None:
+    """A different UPN is written, with the incident's etag."""
+    current = incident(owner=OWNED)
+    props = owner_properties(change("owner", owner={"email": "b@x", "upn": "b@x"}))
+    body = merged_body(current, props)
+    assert body is not None and body["properties"]["owner"]["userPrincipalName"] == "b@x"
+    assert body["etag"] == current.etag
+
+
+def test_an_incident_without_properties_still_merges() -> None:
+    """An incident whose raw properties are not an object gets just the update."""
+    bare = incident()
+    bare.raw["properties"] = "odd"
+    body = merged_body(bare, {"status": "Active"})
+    assert body is not None and body["properties"] == {"status": "Active"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (["x"], "change is not a JSON object but list"),
+        ({"kind": "status"}, "change lacks change_id, alert_id"),
+        ({"change_id": "c", "alert_id": "a" * 257, "kind": "status"},
+         "change_id or alert_id is longer than 256 characters"),
+        ({"change_id": "c" * 257, "alert_id": "a", "kind": "status"},
+         "change_id or alert_id is longer than 256 characters"),
+    ],
+)  # fmt: skip
+def test_unusable_changes_are_refused_with_exact_reasons(raw: Any, reason: str) -> None:
+    """Not an object, missing ids, ids too long: each says so."""
+    with pytest.raises(PlanError) as caught:
+        parse_change(raw)
+    assert str(caught.value) == reason
+
+
+def test_ids_of_exactly_the_limit_are_accepted() -> None:
+    """256 characters is still an id."""
+    parsed = parse_change({"change_id": "c" * 256, "alert_id": "a" * 256, "kind": "status"})
+    assert (len(parsed.change_id), len(parsed.alert_id)) == (256, 256)
+
+
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [(..., "analyst"), (5, "analyst"), ("bridge", "bridge"), ("analyst", "analyst")],
+)
+def test_origin_is_analyst_unless_it_says_otherwise(origin: Any, expected: str) -> None:
+    """A missing or non-text origin counts as an analyst's change."""
+    raw = {"change_id": "c", "alert_id": "a", "kind": "status"}
+    if origin is not ...:
+        raw["origin"] = origin
+    assert parse_change(raw).origin == expected
+
+
+def test_malformed_change_ids_are_golden_and_independent_of_key_order() -> None:
+    """A change without an id gets a stable derived one, the same for any key order."""
+    first = {"kind": "statüs", "alert_id": "a", "x": [1, 2]}
+    second = {"x": [1, 2], "alert_id": "a", "kind": "statüs"}
+    assert change_id_of(first) == change_id_of(second)
+    assert change_id_of(first) == "malformed-39cb8820-27b3-51a3-97e5-5d246dfae576"
