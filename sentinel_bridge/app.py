@@ -1,10 +1,16 @@
 """Composition root: build the adapters from settings and run the loops.
 
-startup  -> migrate the store, build clients
+startup  -> wait for the store (startup.py: the daemon until it answers or a signal, `run
+            --once` a few attempts), migrate it, build clients. Signals and the ops listener
+            ("alive, not ready") are up before the wait; systemd hears READY only after it.
 main     -> one steady-interval loop per workspace + the delivery worker
 shutdown -> on SIGTERM/SIGINT stop taking work, wait up to the grace period for in-flight
             ticks, then cancel; store commits are shielded so nothing is half-written.
             A second signal cancels at once.
+
+A certificate that does not verify (TlsVerificationError) is a configuration problem: `run
+--once` stops at the first one and raises it (exit code 2); the daemon logs it as an error,
+records it for `status` and tries again on the next tick or delivery.
 """
 
 from __future__ import annotations
@@ -14,18 +20,24 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 import anyio
 import structlog
+from anyio.abc import TaskStatus
 
 from . import metrics
 from .config import Settings
+from .errors import StartupStopped, TlsVerificationError
 from .health import TickHealth, record_tick
 from .model import Workspace
+from .ops_http import OpsSwitch, listen_early
+from .startup import StoreWait, daemon_wait
 from .supervisor import Daemon
 from .sync.delivery import Delivery, DeliveryOptions, DeliveryReport
 from .sync.forward import ForwardOptions, ForwardSync, utc_now
 from .sync.reverse import ReverseSync
+from .systemd_notify import Notifier
 from .wiring import Adapters, open_adapters
 from .wiring_reverse import (
     build_reverse,
@@ -36,6 +48,10 @@ from .wiring_reverse import (
 )
 
 log = structlog.get_logger(__name__)
+
+# systemd's start timeout is pushed this far past each retry's wait: more than one attempt
+# (startup.daemon_wait bounds it to 10 s) plus the log line and the notify after it.
+_NEXT_ATTEMPT_MARGIN_S = 30.0
 
 
 def workspaces_of(settings: Settings) -> list[Workspace]:
@@ -62,6 +78,8 @@ class Bridge:
     workspaces: list[Workspace] = field(default_factory=list)
     reverse: ReverseSync | None = None
     health: TickHealth = field(init=False)
+    # The first tick that failed on a certificate: `run --once` stops on it.
+    tls_failure: TlsVerificationError | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.health = TickHealth(self.settings.sync.poll_interval_seconds)
@@ -73,7 +91,7 @@ class Bridge:
                 report = await self.forward.tick(workspace)
             except Exception as exc:  # one workspace's failure must not stop the others
                 await self._record(workspace, error=_describe(exc))
-                log.error("forward tick failed", error=_describe(exc))
+                log.error("forward tick failed", error=_describe(exc), **self._tls(exc))
                 record_tick(self.health, workspace.tenant, None)
                 return False
             await self._record(workspace, error=None)
@@ -84,6 +102,13 @@ class Bridge:
         with anyio.CancelScope(shield=True):
             await self.adapters.store.record_tick(workspace.key, utc_now(), error)
 
+    def _tls(self, exc: Exception) -> dict[str, str]:
+        """Remember a certificate failure; its host and reason as log fields."""
+        if not isinstance(exc, TlsVerificationError):
+            return {}
+        self.tls_failure = self.tls_failure or exc
+        return exc.log_fields()
+
 
 def _describe(exc: BaseException) -> str:
     """Type and message; our errors never carry secrets in their text."""
@@ -91,8 +116,8 @@ def _describe(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def open_bridge(settings: Settings) -> AsyncIterator[Bridge]:
-    async with open_adapters(settings) as adapters:
+async def open_bridge(settings: Settings, wait: StoreWait | None = None) -> AsyncIterator[Bridge]:
+    async with open_adapters(settings, wait=wait) as adapters:
         sync = settings.sync
         delivery = Delivery(
             adapters.queue,
@@ -124,7 +149,12 @@ async def open_bridge(settings: Settings) -> AsyncIterator[Bridge]:
 
 
 async def run_once(settings: Settings) -> int:
-    """One full cycle for every workspace, then drain the outbox. 0 when all went well."""
+    """One full cycle for every workspace, then drain the outbox. 0 when all went well.
+
+    Raises StoreUnreachableError when the store does not answer within a few attempts, and
+    TlsVerificationError at the first certificate that does not verify (a configuration
+    problem: retrying until the deadline could not help).
+    """
     # Room for claims left by a crashed process to expire, and for a few retries after that.
     drain_seconds = 4 * settings.queue.request_timeout_seconds + 60
     async with open_bridge(settings) as bridge:
@@ -136,13 +166,22 @@ async def run_once(settings: Settings) -> int:
         async with anyio.create_task_group() as group:
             for workspace in bridge.workspaces:
                 group.start_soon(tick, workspace)
+        _raise_if(bridge.tls_failure)
         report = await bridge.delivery.drain(drain_seconds)
+        _raise_if(report.tls_failure)
         left = await bridge.adapters.store.outbox_depth()
         reverse = await reverse_pass(bridge.reverse)
+        # The reverse pass reports a failed feed as "unavailable"; the queue kept the cause.
+        _raise_if(bridge.adapters.queue.tls_failure)
         failed = sorted(name for name, ok in results.items() if not ok)
         _log_summary(results, report, left, failed)
         log_reverse_summary(reverse)
         return 0 if not failed and left == 0 and reverse.ok else 1
+
+
+def _raise_if(failure: TlsVerificationError | None) -> None:
+    if failure is not None:
+        raise failure
 
 
 def _log_summary(
@@ -166,15 +205,44 @@ async def run_forever(
 ) -> int:
     """The daemon: loops until SIGTERM/SIGINT (or `stop`), then stops within the grace period.
 
-    `reload` re-reads the configuration; with it, SIGHUP applies tenant changes live.
+    `reload` re-reads the configuration; with it, SIGHUP applies tenant changes live. A store
+    that does not answer at start is waited for (a stop signal ends the wait, exit code 0).
     """
-    async with open_bridge(settings) as bridge, anyio.create_task_group() as group:
-        stopping = stop or anyio.Event()
+    stopping = stop or anyio.Event()
+    notifier = Notifier()
+    async with anyio.create_task_group() as group:
         if stop is None:
-            group.start_soon(_watch_signals, stopping, group.cancel_scope, settings)
+            await group.start(_watch_signals, stopping, group.cancel_scope, settings)
+        ops = await listen_early(group, settings.observability.listen)
+        wait = daemon_wait(stopping, partial(_store_unreachable, ops, notifier))
+        try:
+            await _serve(settings, stopping, reload, wait, ops, notifier)
+        except StartupStopped:
+            log.info("stopped before the store answered")
+        group.cancel_scope.cancel()  # the signal watcher and the ops listener
+    log.info("bridge stopped")
+    return 0
+
+
+async def _serve(
+    settings: Settings,
+    stopping: anyio.Event,
+    reload: Callable[[], Settings] | None,
+    wait: StoreWait,
+    ops: OpsSwitch | None,
+    notifier: Notifier,
+) -> None:
+    async with open_bridge(settings, wait) as bridge, anyio.create_task_group() as group:
         group.start_soon(bridge.delivery.run)
         daemon = Daemon(
-            bridge, bridge.adapters.store, settings, group, workspaces_of, bridge.health
+            bridge,
+            bridge.adapters.store,
+            settings,
+            group,
+            workspaces_of,
+            bridge.health,
+            notifier,
+            ops,
         )
         await daemon.start(reload)
         group.start_soon(reverse_loop, bridge.reverse, stopping, settings.sync, daemon.loops)
@@ -184,14 +252,29 @@ async def run_forever(
         # The delivery worker ran during the grace period too; what it did not send stays in
         # the outbox for the next start.
         group.cancel_scope.cancel()
-    log.info("bridge stopped")
-    return 0
+
+
+def _store_unreachable(ops: OpsSwitch | None, notifier: Notifier, delay: float) -> None:
+    """While the daemon waits for the store: not ready, and say so to probes and systemd."""
+    if ops is not None:
+        ops.starting.reason = "store unreachable"
+    # No READY=1 yet, so systemd's start timeout runs (90 s by default) and would kill a
+    # daemon that waits for its database by design; each retry pushes it past the next one.
+    notifier.notify(
+        STATUS=f"store unreachable; retrying in {delay:.0f} s",
+        EXTEND_TIMEOUT_USEC=str(int((delay + _NEXT_ATTEMPT_MARGIN_S) * 1_000_000)),
+    )
 
 
 async def _watch_signals(
-    stopping: anyio.Event, scope: anyio.CancelScope, settings: Settings
+    stopping: anyio.Event,
+    scope: anyio.CancelScope,
+    settings: Settings,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()  # from here on a signal stops the daemon gracefully
         async for signum in signals:
             if stopping.is_set():
                 log.warning("second signal: stopping now", signal=signal.Signals(signum).name)

@@ -1,6 +1,8 @@
 """Command line: run, check-config, migrate, status, emulator, demo.
 
-Exit codes: 0 success, 1 something failed at run time, 2 invalid configuration or usage.
+Exit codes: 0 success, 1 something failed at run time (including a store that did not answer
+at start), 2 invalid configuration or usage (including a server certificate that does not
+verify against the configured ca_bundle). Both are reported in one line, without a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import anyio
 
 from .cli_changes import add_parser as add_changes_parser
 from .config import Settings, load_settings, resolve_config_path
-from .errors import ConfigError
+from .errors import ConfigError, StoreUnreachableError, TlsVerificationError
 from .observability import configure_logging
 from .wiring import token_provider
 
@@ -59,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"invalid configuration:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except TlsVerificationError as exc:
+        # A trust store that does not fit the server is fixed in the configuration (or the
+        # server's certificate), never by running again: exit like an invalid configuration.
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreUnreachableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
 
@@ -107,10 +117,10 @@ def _store_label(settings: Settings) -> str:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from .adapters.store import upgrade_to_head
+    from .startup import migrate_store
 
     settings = _settings(args)
-    anyio.run(upgrade_to_head, settings.store.url)
+    anyio.run(migrate_store, settings.store.url)
     print("store migrated to the latest schema")
     return EXIT_OK
 

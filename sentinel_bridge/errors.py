@@ -5,13 +5,18 @@
     ├── PayloadError                a payload we cannot use: park it with its identifiers
     ├── UnsafeLinkError             a nextLink to another scheme/host/port: stop paging
     ├── AuthError                   no token for one tenant (bad secret, no consent, ...)
+    ├── StoreUnreachableError       the store did not answer at start within the retry budget
+    ├── StartupStopped              SIGTERM/SIGINT arrived while start-up waited for the store
     └── RemoteError                 a remote HTTP service said no
         ├── RetriableError          worth another try after a backoff
         │   ├── TransientError      5xx, timeout, connection reset
         │   └── ThrottledError      429: wait `retry_after` seconds, never less
-        └── RejectedError           4xx other than 429: retrying the same request cannot help
-            ├── NotFoundError       404
-            └── ConflictError       409 (stale etag / newer revision)
+        ├── RejectedError           4xx other than 429: retrying the same request cannot help
+        │   ├── NotFoundError       404
+        │   └── ConflictError       409 (stale etag / newer revision)
+        └── TlsVerificationError    the server's certificate is not trusted by our ca_bundle:
+                                    a configuration problem (exit code 2 in `run --once`), not
+                                    retried within a call; the daemon retries the item later
 
 Messages never contain secrets: tokens and client secrets are never formatted into them.
 """
@@ -47,6 +52,23 @@ class AuthError(BridgeError):
     def __init__(self, tenant: str, message: str) -> None:
         self.tenant = tenant
         super().__init__(f"token for tenant {tenant!r} failed: {message}")
+
+
+class StoreUnreachableError(BridgeError):
+    """The store did not answer at start; `str()` names driver, host and database, never the
+    URL's credentials."""
+
+    def __init__(self, store: str, reason: str, attempts: int) -> None:
+        self.store = store
+        self.reason = reason
+        self.attempts = attempts
+        super().__init__(
+            f"store unreachable: {store}: {reason} (gave up after {attempts} attempts)"
+        )
+
+
+class StartupStopped(BridgeError):
+    """A stop signal arrived before start-up finished; nothing ran, so nothing is lost."""
 
 
 class RemoteError(BridgeError):
@@ -94,3 +116,32 @@ class NotFoundError(RejectedError):
 
 class ConflictError(RejectedError):
     """409."""
+
+
+class TlsVerificationError(RemoteError):
+    """The TLS handshake failed because the server's certificate did not verify.
+
+    Not a RetriableError: the same handshake with the same trust store fails the same way, so
+    a call does not retry it; the outbox and the workspace loops still try again later (the
+    server may fix its certificate, the operator the bundle). `setting` names the config key
+    that decides the trust, e.g. "[queue] ca_bundle".
+    """
+
+    def __init__(
+        self, host: str, port: int | None, verify_message: str, setting: str, **kwargs: object
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.verify_message = verify_message
+        self.setting = setting
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        where = f"{shown}:{port}" if port is not None else host
+        self.address = where
+        super().__init__(
+            f"TLS to {where}: certificate verify failed: {verify_message}; check {setting}",
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def log_fields(self) -> dict[str, str]:
+        """Host, reason and the setting to check, as separate fields of a log line."""
+        return {"host": self.address, "reason": self.verify_message, "check": self.setting}

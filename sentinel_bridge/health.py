@@ -81,4 +81,5 @@ async def readiness(store: Pingable, health: TickHealth) -> tuple[bool, dict[str
     body["stale_tenants"] = stale
     ready = body["store"] == "ok" and not stale
     body["status"] = "ready" if ready else "not ready"
+    body["ready"] = ready  # the same key the listener answers with before the bridge runs
     return ready, body

@@ -3,6 +3,10 @@
 A deliberately tiny HTTP/1.1 responder on the daemon's own event loop: one request per
 connection, GET only, bounded head size and time. Running in the loop (rather than a side
 thread) means /healthz stops answering when the loop is stuck, which is what a probe is for.
+
+The daemon opens the listener before it waits for the store (`OpsSwitch`): meanwhile /healthz
+is 200 and /readyz 503 with the reason, so an orchestrator sees "alive, not ready" rather than
+a refused connection; once the bridge runs, the switch hands the routes to `OpsEndpoint`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any, Protocol
 
 import anyio
 import structlog
-from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+from anyio.abc import SocketAttribute, SocketStream, TaskGroup, TaskStatus
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import metrics
@@ -32,6 +36,10 @@ Response = tuple[int, str, bytes]
 
 class OpsStore(Pingable, Protocol):
     async def workspace_states(self) -> list[WorkspaceState]: ...
+
+
+class Router(Protocol):
+    async def route(self, method: str, path: str) -> Response: ...
 
 
 @dataclass
@@ -70,6 +78,46 @@ class OpsEndpoint:
         return HTTPStatus.OK, CONTENT_TYPE_LATEST, metrics.render()
 
 
+@dataclass
+class StartingEndpoint:
+    """The routes before the bridge runs: alive, not ready, and why (`reason`)."""
+
+    reason: str = "starting"
+
+    async def route(self, method: str, path: str) -> Response:
+        if method != "GET":
+            return _json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "GET only"})
+        route = path.split("?", 1)[0]
+        if route == "/healthz":
+            return _json(HTTPStatus.OK, {"status": "alive"})
+        if route == "/readyz":
+            body = {"ready": False, "reason": self.reason, "status": "not ready"}
+            return _json(HTTPStatus.SERVICE_UNAVAILABLE, body)
+        if route == "/metrics":
+            return HTTPStatus.OK, CONTENT_TYPE_LATEST, metrics.render()
+        return _json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+
+
+class OpsSwitch:
+    """What the listener answers with: `starting` until the bridge runs, then its endpoint."""
+
+    def __init__(self) -> None:
+        self.starting = StartingEndpoint()
+        self.current: Router = self.starting
+
+    async def route(self, method: str, path: str) -> Response:
+        return await self.current.route(method, path)
+
+
+async def listen_early(group: TaskGroup, listen: str | None) -> OpsSwitch | None:
+    """Open the listener (if configured) in `group`, answering "starting" for now."""
+    if not listen:
+        return None
+    switch = OpsSwitch()
+    await group.start(serve, switch, listen)
+    return switch
+
+
 def split_listen(listen: str) -> tuple[str, int]:
     """'127.0.0.1:9464', '[::1]:9464' or ':9464' (every interface) -> (host, port)."""
     host, _, port = listen.rpartition(":")
@@ -78,7 +126,7 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 async def serve(
-    endpoint: OpsEndpoint,
+    endpoint: Router,
     listen: str,
     *,
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -99,7 +147,7 @@ async def serve(
         await listener.serve(handle)
 
 
-async def _answer(endpoint: OpsEndpoint, stream: SocketStream) -> None:
+async def _answer(endpoint: Router, stream: SocketStream) -> None:
     head = await _read_head(stream)
     parts = head.split(b"\r\n", 1)[0].split() if head else []
     if len(parts) != 3:

@@ -7,7 +7,9 @@
 - the main loop tells systemd READY=1 once loops run, WATCHDOG=1 + STATUS=<summary> every half
   watchdog period, STOPPING=1 at the end. It runs on the same event loop as the work, so a
   blocked loop stops the pings and systemd restarts the process.
-- the optional ops listener (/healthz, /readyz, /metrics) and the SIGHUP reload watcher.
+- the optional ops listener (/healthz, /readyz, /metrics) and the SIGHUP reload watcher. The
+  daemon may have opened the listener already while it waited for the store (`ops`); then
+  the running bridge's routes are switched in, the port is not bound twice.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from anyio.abc import TaskGroup
 from .config import Settings
 from .health import TickHealth
 from .model import Workspace
-from .ops_http import OpsEndpoint, OpsStore, serve
+from .ops_http import OpsEndpoint, OpsStore, OpsSwitch, serve
 from .reload import reload_settings
 from .systemd_notify import Notifier
 
@@ -129,8 +131,10 @@ class Daemon:
         workspaces_of: Callable[[Settings], list[Workspace]],
         health: TickHealth,
         notifier: Notifier | None = None,
+        ops: OpsSwitch | None = None,
     ) -> None:
         self.settings = settings
+        self._ops = ops
         self.health = health
         self._store = store
         self._group = group
@@ -147,7 +151,10 @@ class Daemon:
         listen = self.settings.observability.listen
         if listen:
             endpoint = OpsEndpoint(self._store, self.health, self.tenants_by_key)
-            await self._group.start(serve, endpoint, listen)
+            if self._ops is not None:
+                self._ops.current = endpoint
+            else:
+                await self._group.start(serve, endpoint, listen)
         if load is not None:
             self._group.start_soon(self._watch_reload, load)
 

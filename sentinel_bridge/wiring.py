@@ -13,6 +13,7 @@ from .adapters.sentinel import SentinelClient
 from .adapters.store import SqlStore, upgrade_to_head
 from .config import Settings
 from .errors import ConfigError
+from .startup import StoreWait, bounded_wait, reach_store
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,13 @@ def token_provider(settings: Settings) -> MsalTokenProvider:
 
 
 @asynccontextmanager
-async def open_adapters(settings: Settings, migrate: bool = True) -> AsyncIterator[Adapters]:
-    """Migrate the store (idempotent, safe with several replicas) and open every client."""
+async def open_adapters(
+    settings: Settings, migrate: bool = True, wait: StoreWait | None = None
+) -> AsyncIterator[Adapters]:
+    """Wait for the store (`wait`, bounded by default), migrate it (idempotent, safe with
+    several replicas) and open every client."""
     tokens = token_provider(settings)
+    await reach_store(settings.store.url, wait or bounded_wait())
     if migrate:
         await upgrade_to_head(settings.store.url)
     async with AsyncExitStack() as stack:

@@ -33,6 +33,7 @@ from pydantic import SecretStr
 
 from ..config import AzureSettings
 from ..errors import AuthError
+from .http_client import tls_verification_error
 
 # Authorities MSAL can validate through instance discovery; for any other host (a sovereign
 # proxy, the local emulator) discovery would call out to login.microsoftonline.com.
@@ -215,6 +216,11 @@ class MsalTokenProvider:
             self._apps[tenant_id] = app
             return app.acquire_token_for_client(scopes=self._scopes)
         except Exception as exc:  # MSAL raises ValueError, requests errors and more
+            # An untrusted authority certificate is `[azure] ca_bundle`'s problem, not the
+            # tenant's: it gets the same class as an untrusted ARM or queue certificate.
+            tls = tls_verification_error(exc, self._authority_host, "[azure] ca_bundle")
+            if tls is not None:
+                raise tls from None
             first_line = (str(exc).splitlines() or [""])[0]
             raise AuthError(
                 tenant_id, self._redact(f"{type(exc).__name__}: {first_line}")

@@ -1,6 +1,8 @@
 """The central queue over HTTP contract v1 (docs/queue-contract-v1.openapi.yaml).
 
 One attempt per call: retries belong to the outbox, which persists them across restarts.
+A certificate that does not verify against `[queue] ca_bundle` is a TlsVerificationError,
+not a TransientError: `run --once` stops on it, the daemon logs it as an error and retries.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from ..errors import (
     RejectedError,
     RemoteError,
     ThrottledError,
+    TlsVerificationError,
     TransientError,
 )
 from ..model import JsonObject
 from ..ports import ChangesPage, PutOutcome
+from .http_client import tls_verification_error
 
 _OUTCOMES = {201: PutOutcome.CREATED, 200: PutOutcome.UPDATED, 204: PutOutcome.UPDATED}
 
@@ -32,6 +36,9 @@ class HttpQueue:
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
         self._http = http
+        # The first certificate failure this queue saw: `run --once` reports it even when a
+        # caller (the reverse pass) turned it into a "feed unavailable" of its own.
+        self.tls_failure: TlsVerificationError | None = None
 
     async def put_alert(self, alert_id: str, body: JsonObject) -> PutOutcome:
         response = await self._send("PUT", f"/v1/alerts/{quote(alert_id, safe='')}", body)
@@ -64,10 +71,19 @@ class HttpQueue:
             return await self._http.request(method, url, json=body, headers=self._headers)
         except httpx.TimeoutException as exc:
             raise TransientError(f"queue {method} {path}: timeout", method=method) from exc
+        except httpx.ConnectError as exc:
+            raise self._connect_error(exc, method, path) from exc
         except httpx.TransportError as exc:
             raise TransientError(
                 f"queue {method} {path}: {type(exc).__name__}", method=method
             ) from exc
+
+    def _connect_error(self, exc: httpx.ConnectError, method: str, path: str) -> RemoteError:
+        tls = tls_verification_error(exc, self._base, "[queue] ca_bundle", method=method)
+        if tls is None:
+            return TransientError(f"queue {method} {path}: {type(exc).__name__}", method=method)
+        self.tls_failure = self.tls_failure or tls
+        return tls
 
 
 def parse_changes_page(response: httpx.Response) -> ChangesPage:

@@ -3,6 +3,10 @@
 An item leaves the outbox only after the queue confirmed it (201, 200, or 409 "I hold a newer
 revision"), so a crash between PUT and delete re-sends the same `alert_id` + `revision`, which
 the queue absorbs. Bodies the queue refuses as malformed are parked, never dropped.
+
+A queue certificate that does not verify fails every item alike: the item is retried later
+as any failure (the certificate or the bundle may be fixed), logged as an error naming host and
+reason, and `drain` (for `run --once`) stops at once instead of retrying until its deadline.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import structlog
 
-from ..errors import RejectedError, RemoteError, ThrottledError
+from ..errors import RejectedError, RemoteError, ThrottledError, TlsVerificationError
 from ..model import OutboxItem
 from ..ports import CentralQueue, ClaimedItem, PutOutcome, Store
 
@@ -44,11 +48,13 @@ class DeliveryReport:
     delivered: int = 0
     failed: int = 0
     parked: int = 0
+    tls_failure: TlsVerificationError | None = None  # the first one
 
     def add(self, other: DeliveryReport) -> None:
         self.delivered += other.delivered
         self.failed += other.failed
         self.parked += other.parked
+        self.tls_failure = self.tls_failure or other.tls_failure
 
 
 class Delivery:
@@ -82,12 +88,13 @@ class Delivery:
             await self._sleep_until_due(idle_seconds)
 
     async def drain(self, deadline_seconds: float) -> DeliveryReport:
-        """Deliver everything due, retrying failures until nothing is left or the deadline."""
+        """Deliver everything due, retrying failures until nothing is left or the deadline;
+        a certificate that does not verify ends it at once (`tls_failure` of the report)."""
         total = DeliveryReport()
         with anyio.move_on_after(deadline_seconds):
             while True:
                 total.add(await self.deliver_batch())
-                if await self._store.outbox_depth() == 0:
+                if total.tls_failure is not None or await self._store.outbox_depth() == 0:
                     break
                 await self._sleep_until_due(idle_seconds=1.0)
         return total
@@ -161,13 +168,19 @@ class Delivery:
             await self._store.mark_failed(item, reason, retry_at)
         report.failed += 1
         self._on_outcome(item, "failed")
+        fields = {**context, "alert_id": item.alert_id, "attempts": item.attempts + 1}
+        if isinstance(exc, TlsVerificationError):
+            report.tls_failure = report.tls_failure or exc
+            # Error, not warning: no retry heals this until someone fixes a certificate.
+            log.error(
+                "alert delivery failed: queue certificate not trusted; will retry",
+                **fields,
+                retry_in_s=round(delay, 1),
+                **exc.log_fields(),
+            )
+            return
         log.warning(
-            "alert delivery failed; will retry",
-            **context,
-            alert_id=item.alert_id,
-            attempts=item.attempts + 1,
-            retry_in_s=round(delay, 1),
-            reason=reason,
+            "alert delivery failed; will retry", **fields, retry_in_s=round(delay, 1), reason=reason
         )
 
     def _should_park(self, item: OutboxItem, exc: RemoteError) -> bool:

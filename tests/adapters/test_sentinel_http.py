@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import ssl
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import httpx
 import pytest
 import respx
+import trustme
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from sentinel_bridge import metrics
 from sentinel_bridge.adapters.auth import MsalTokenProvider
+from sentinel_bridge.adapters.http_client import build_http_client
 from sentinel_bridge.adapters.sentinel import SentinelClient, parse_incident
 from sentinel_bridge.errors import (
     AuthError,
@@ -23,6 +27,7 @@ from sentinel_bridge.errors import (
     PayloadError,
     RejectedError,
     ThrottledError,
+    TlsVerificationError,
     TransientError,
 )
 
@@ -407,3 +412,76 @@ async def test_concurrent_401s_of_one_tenant_make_one_new_token_request(refusals
         results = await asyncio.gather(*(client.get_incident(WS, INCIDENT_NAME) for _ in range(10)))
     assert len(results) == 10 and len(held) == 10
     assert msal.acquisitions(WS.tenant_id) == 2  # the first token and one replacement
+
+
+@pytest.fixture
+async def untrusted_port() -> AsyncIterator[int]:
+    """A TLS server on 127.0.0.1 whose certificate comes from a CA no client here trusts."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+@pytest.fixture
+def other_ca_bundle(tmp_path: Path) -> Path:
+    """A CA bundle holding some other CA than the server's."""
+    bundle = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+    return bundle
+
+
+async def test_untrusted_arm_certificate_fails_at_once_without_retries(
+    untrusted_port: int, other_ca_bundle: Path
+) -> None:
+    """An ARM certificate the ca_bundle does not trust is one request, no backoff, and a
+    TlsVerificationError naming host:port and `[azure] ca_bundle`."""
+    sent: list[httpx.Request] = []
+
+    async def count(request: httpx.Request) -> None:
+        sent.append(request)
+
+    clock = InstantClock()
+    http = build_http_client(other_ca_bundle, timeout=5)
+    http.event_hooks["request"].append(count)
+    endpoint = f"https://127.0.0.1:{untrusted_port}"
+    async with http, make_client(clock.clock(), http=http, arm_endpoint=endpoint) as client:
+        with pytest.raises(TlsVerificationError) as caught:
+            await client.get_incident(WS, INCIDENT_NAME)
+    assert len(sent) == 1 and clock.sleeps == []
+    assert f"TLS to 127.0.0.1:{untrusted_port}: certificate verify failed: " in str(caught.value)
+    assert str(caught.value).endswith("; check [azure] ca_bundle")
+
+
+async def test_untrusted_token_authority_certificate_is_a_tls_verification_error(
+    untrusted_port: int, other_ca_bundle: Path
+) -> None:
+    """MSAL against an authority the ca_bundle does not trust: TlsVerificationError naming
+    the authority's host:port, not an AuthError blaming the tenant; ARM is never called."""
+    tokens = MsalTokenProvider(
+        f"https://127.0.0.1:{untrusted_port}",
+        "client",
+        SecretStr("client-secret"),
+        ARM,
+        ca_bundle=other_ca_bundle,
+        timeout=5,
+    )
+    arm_calls: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        arm_calls.append(request)
+        return ok()
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    async with http, make_client(InstantClock().clock(), tokens, http=http) as client:
+        with pytest.raises(TlsVerificationError) as caught:
+            await client.get_incident(WS, INCIDENT_NAME)
+    message = str(caught.value)
+    assert f"127.0.0.1:{untrusted_port}" in message and "check [azure] ca_bundle" in message
+    assert "certificate verify failed: unable to get local issuer certificate" in message
+    assert "client-secret" not in message and arm_calls == []

@@ -12,7 +12,7 @@ import pytest
 
 from sentinel_bridge import metrics
 from sentinel_bridge.health import TickHealth, record_tick
-from sentinel_bridge.ops_http import OpsEndpoint, serve, split_listen
+from sentinel_bridge.ops_http import OpsEndpoint, OpsSwitch, serve, split_listen
 from sentinel_bridge.ports import WorkspaceState
 from sentinel_bridge.sync.forward import TickReport
 
@@ -150,3 +150,22 @@ async def test_unknown_paths_methods_and_garbage_get_clear_errors() -> None:
 def test_listen_addresses_split_into_host_and_port(listen: str, expected: tuple[str, int]) -> None:
     """IPv4, bracketed IPv6 and the every-interface ':port' form are understood."""
     assert split_listen(listen) == expected
+
+
+async def test_the_listener_answers_alive_not_ready_until_the_bridge_runs() -> None:
+    """Before the bridge runs: /healthz 200, /readyz 503 with the reason; once the running
+    endpoint is switched in, the same listener answers with the bridge's readiness."""
+    switch = OpsSwitch()
+    async with anyio.create_task_group() as group:
+        port = await group.start(serve, switch, "127.0.0.1:0")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            switch.starting.reason = "store unreachable"
+            alive = await client.get("/healthz")
+            waiting = await client.get("/readyz")
+            switch.current = endpoint_with(FakeStore(), Clock(), [])
+            running = await client.get("/readyz")
+        group.cancel_scope.cancel()
+    assert (alive.status_code, alive.json()) == (200, {"status": "alive"})
+    assert waiting.status_code == 503
+    assert waiting.json() == {"ready": False, "reason": "store unreachable", "status": "not ready"}
+    assert (running.status_code, running.json()["ready"]) == (200, True)

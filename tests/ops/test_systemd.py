@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from sentinel_bridge.app import run_forever
 from sentinel_bridge.config import Settings
 from sentinel_bridge.health import TickHealth
 from sentinel_bridge.model import Workspace
@@ -128,3 +130,60 @@ async def test_main_loop_sends_ready_then_watchdog_pings_then_stopping(
     assert messages[-1].startswith("STOPPING=1")
     pings = [m for m in messages if m.startswith("WATCHDOG=1")]
     assert 2 <= len(pings) <= 5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_waiting_for_the_store_is_alive_not_ready_and_never_ready_to_systemd(
+    notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the store is unreachable: /healthz 200, /readyz 503 "store unreachable", no
+    READY=1 (only STATUS and a start-timeout extension); a stop ends the wait with 0."""
+    monkeypatch.setenv("NOTIFY_SOCKET", notify_socket.getsockname())
+    port = free_port()
+    config = Settings(
+        azure={"client_id": "00000000-0000-0000-0000-000000000001", "client_secret": "s"},
+        queue={"url": "https://queue.example", "token": "t"},
+        store={"url": "postgresql+asyncpg://postgres:pw@127.0.0.1:1/test"},  # a closed port
+        observability={"listen": f"127.0.0.1:{port}"},
+    )
+    stop, finished = anyio.Event(), anyio.Event()
+    codes: list[int] = []
+
+    async def daemon() -> None:
+        codes.append(await run_forever(config, stop))
+        finished.set()
+
+    async with anyio.create_task_group() as group, httpx.AsyncClient() as client:
+        group.start_soon(daemon)
+        await _eventually_unreachable(client, port)
+        health = await client.get(f"http://127.0.0.1:{port}/healthz")
+        ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+        stop.set()
+        with anyio.fail_after(3):
+            await finished.wait()
+    assert (health.status_code, health.json()) == (200, {"status": "alive"})
+    assert ready.status_code == 503
+    assert ready.json()["ready"] is False and ready.json()["reason"] == "store unreachable"
+    assert codes == [0]
+    messages = received(notify_socket)
+    assert messages and not any("READY=1" in m for m in messages)
+    assert messages[0].startswith("STATUS=store unreachable; retrying in ")
+    assert "EXTEND_TIMEOUT_USEC=" in messages[0]
+
+
+async def _eventually_unreachable(client: httpx.AsyncClient, port: int) -> None:
+    """Until the listener answers and the first attempt has failed."""
+    with anyio.fail_after(10):
+        while True:
+            try:
+                response = await client.get(f"http://127.0.0.1:{port}/readyz")
+                if response.json().get("reason") == "store unreachable":
+                    return
+            except httpx.TransportError:
+                pass
+            await anyio.sleep(0.05)

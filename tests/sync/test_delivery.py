@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
-from sentinel_bridge.errors import RejectedError, RemoteError, ThrottledError, TransientError
+from sentinel_bridge.errors import (
+    RejectedError,
+    RemoteError,
+    ThrottledError,
+    TlsVerificationError,
+    TransientError,
+)
 from sentinel_bridge.model import JsonObject, OutboxItem, PageCommit
 from sentinel_bridge.ports import PutOutcome
 from sentinel_bridge.sync.delivery import Delivery, DeliveryOptions, retry_delay
@@ -123,6 +131,44 @@ async def test_drain_retries_until_the_outbox_is_empty(store: SqlStore) -> None:
     report = await real.drain(deadline_seconds=10)
     assert report.delivered == 1
     assert await store.outbox_depth() == 0
+
+
+def untrusted() -> TlsVerificationError:
+    return TlsVerificationError(
+        "queue.example", 8443, "unable to get local issuer certificate", "[queue] ca_bundle"
+    )
+
+
+async def test_drain_stops_at_the_first_tls_verification_failure(store: SqlStore) -> None:
+    """drain() (run --once) returns at once with the TLS failure instead of retrying until its
+    deadline; the items stay in the outbox for a later run."""
+    queue = ScriptedQueue()
+    queue.errors = [untrusted() for _ in range(10)]
+    await enqueue(store, item("a"), item("b"))
+    started = time.monotonic()
+    report = await Delivery(queue, store, DeliveryOptions()).drain(deadline_seconds=10)
+    assert time.monotonic() - started < 3
+    assert report.tls_failure is not None and report.tls_failure.address == "queue.example:8443"
+    assert (report.failed, report.parked, await store.outbox_depth()) == (2, 0, 2)
+
+
+async def test_tls_failure_in_the_daemon_is_an_error_line_and_a_later_retry(
+    store: SqlStore,
+) -> None:
+    """The delivery worker logs an untrusted queue certificate at error level with host and
+    reason, keeps the item (not parked) and delivers it once the certificate is trusted."""
+    queue = ScriptedQueue()
+    queue.errors = [untrusted()]
+    await enqueue(store, item("a"))
+    with capture_logs() as logs:
+        first = await delivery(queue, store).deliver_batch()
+    assert (first.failed, first.parked, await store.outbox_depth()) == (1, 0, 1)
+    [line] = [e for e in logs if e["log_level"] == "error"]
+    assert line["host"] == "queue.example:8443"
+    assert line["reason"] == "unable to get local issuer certificate"
+    assert line["check"] == "[queue] ca_bundle"
+    later = Delivery(queue, store, DeliveryOptions(), clock=lambda: NOW + timedelta(hours=1))
+    assert (await later.deliver_batch()).delivered == 1
 
 
 def test_retry_delay_grows_and_is_capped() -> None:

@@ -27,6 +27,7 @@ from ...errors import (
 )
 from ...model import JsonObject, Workspace
 from ..auth import BearerAuth, TokenProvider
+from ..http_client import tls_verification_error
 from .clock import Clock
 from .pools import SubscriptionPools
 from .retry import RetryPolicy, parse_retry_after
@@ -37,6 +38,8 @@ logger = structlog.get_logger(__name__)
 # Anything that kept a request from getting an answer: timeouts, refused or reset
 # connections, TLS failures, broken encodings. Retrying is bounded, so a permanent cause
 # costs a few attempts and then surfaces as a TransientError the loops know how to handle.
+# A certificate that does not verify is the exception: the same trust store fails the same
+# way every time, so it is a TlsVerificationError at once, naming `[azure] ca_bundle`.
 _NO_ANSWER = httpx.RequestError
 
 
@@ -122,11 +125,7 @@ class ArmHttp:
             response = await client.request(method, url, json=body, auth=auth)
         except _NO_ANSWER as exc:
             metrics.observe_arm(workspace.tenant, kind, "error", time.monotonic() - sent)
-            return TransientError(
-                f"{method} {httpx.URL(url).path}: {type(exc).__name__}",
-                method=method,
-                url=_path(url),
-            )
+            return _no_answer(exc, method, url)
         except AuthError:
             metrics.token_failed(workspace.tenant)
             raise
@@ -179,6 +178,16 @@ class ArmHttp:
             code=failure.code,
         )
         await self._clock.sleep(delay)
+
+
+def _no_answer(exc: httpx.RequestError, method: str, url: str) -> RemoteError:
+    """TlsVerificationError for an untrusted certificate, TransientError for the rest."""
+    tls = tls_verification_error(exc, url, "[azure] ca_bundle", method=method, url=_path(url))
+    if tls is not None:
+        return tls
+    return TransientError(
+        f"{method} {httpx.URL(url).path}: {type(exc).__name__}", method=method, url=_path(url)
+    )
 
 
 def arm_error(response: httpx.Response, default_retry_after: float) -> RemoteError:

@@ -68,6 +68,20 @@ async def upgrade_to_head(url: str) -> None:
         await engine.dispose()
 
 
+async def ping_store(url: str) -> None:
+    """Open one connection to the store at `url` and run `SELECT 1`: the start-up probe.
+
+    Separate from the upgrade so that start-up can bound the time a connection attempt takes
+    without ever bounding (and so cancelling) a migration that is merely slow.
+    """
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+
 async def current_revision(url: str) -> str | None:
     """The schema revision the database at `url` is at (None: never migrated)."""
     engine = create_engine(url)
