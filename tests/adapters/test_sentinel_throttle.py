@@ -184,43 +184,46 @@ async def test_a_429_during_the_wait_extends_the_wait() -> None:
     assert clock.now() - start >= 30
 
 
-async def test_a_429_during_a_paced_wait_requeues_without_leaking_a_slot() -> None:
+async def test_a_429_during_a_paced_wait_requeues_counting_the_request_once() -> None:
     """Blocked while waiting for its paced slot, the request waits out the block, queues
-    again, and counts once in flight: answered, the next header is read at face value."""
+    again, and counts once in flight, beside another one still unanswered."""
     ref: list[ThrottleGate] = []
-    clock = BlockingClock(ref, extend=1, seconds=5)
+    clock = BlockingClock(ref, extend=0, seconds=5)
     gate = ThrottleGate(READS, clock.clock())
     ref.append(gate)
-    clock.extend = 0
-    await gate.acquire()  # the first request is never paced
-    gate.done()
+    await gate.acquire()  # A: the first request is never paced; it stays unanswered
     gate.observe(0)  # paced: the next one sleeps for its slot, and the 429 arrives then
     clock.extend = 1
     start = clock.now()
-    await gate.acquire()
+    await gate.acquire()  # B
     assert clock.now() - start >= 5
-    gate.done()
-    gate.observe(READS.low_water + 1)
+    gate.done()  # B answered; A still in flight
+    gate.observe(READS.low_water + 1)  # minus A: exactly at the mark, so paced
     clock.sleeps.clear()
     await gate.acquire()
-    assert clock.sleeps == []
+    assert clock.sleeps == [pytest.approx(1 / 25)]
 
 
-async def test_a_cancelled_waiter_gives_its_slot_back() -> None:
-    """A request cancelled while waiting for its slot no longer counts as in flight."""
+async def test_a_cancelled_waiter_gives_back_its_slot_and_only_its_slot() -> None:
+    """Cancelled while waiting, a request no longer counts; the one still in flight does."""
     clock = InstantClock()
     gate = ThrottleGate(READS, clock.clock())
+    await gate.acquire()  # A: admitted, unanswered
     gate.observe(0)
 
     async def cancelled_waiter() -> None:
         with anyio.CancelScope() as scope:
             scope.cancel()
-            await gate.acquire()
+            await gate.acquire()  # B: reserves a paced slot, cancelled while waiting
 
-    await gate.acquire()  # takes the next slot; the waiter queues behind it
-    gate.done()
     await cancelled_waiter()
-    gate.observe(READS.low_water + 1)
+    gate.observe(READS.low_water + 1)  # minus A, still in flight: exactly at the mark
+    clock.sleeps.clear()
+    await gate.acquire()
+    assert clock.sleeps == [pytest.approx(1 / 25)]
+    gate.done()
+    gate.done()
+    gate.observe(READS.low_water + 1)  # nothing in flight: above the mark
     clock.sleeps.clear()
     await gate.acquire()
     assert clock.sleeps == []

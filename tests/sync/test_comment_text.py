@@ -178,3 +178,10 @@ def test_the_smallest_workable_limit_still_splits() -> None:
     parts = split_comment("x" * 28, 14)
     assert len(parts) == 19 and join_parts(parts) == "x" * 28
     assert parts[-1] == "[part 19/19] x"
+
+
+def test_a_break_past_the_room_does_not_hide_one_within_it() -> None:
+    """With a space near the end of the room and another beyond it, the near one is used."""
+    room = 100 - len("[part 1/2] ")
+    text = "a" * (room - 4) + " " + "b" * 10 + " " + "c" * 50
+    assert split_comment(text, 100)[0] == "[part 1/2] " + "a" * (room - 4) + " "

@@ -337,3 +337,26 @@ def test_malformed_change_ids_are_golden_and_independent_of_key_order() -> None:
     second = {"x": [1, 2], "alert_id": "a", "kind": "statüs"}
     assert change_id_of(first) == change_id_of(second)
     assert change_id_of(first) == "malformed-39cb8820-27b3-51a3-97e5-5d246dfae576"
+
+
+@pytest.mark.parametrize("owner", [{"upn": " ", "email": None}, {"upn": 5, "email": ""}])
+def test_a_blank_or_non_text_upn_does_not_identify_an_owner(owner: dict[str, Any]) -> None:
+    """Neither a blank UPN nor a number stands in for a missing email."""
+    with pytest.raises(PlanError):
+        owner_properties(change("owner", owner=owner))
+
+
+def test_an_incident_whose_owner_is_not_an_object_can_still_be_assigned() -> None:
+    """Sentinel sending a string as owner: the assignment is a change, written whole."""
+    odd = incident(owner="someone")
+    props = owner_properties(change("owner", owner={"email": "a@x"}))
+    body = merged_body(odd, props)
+    assert body is not None and body["properties"]["owner"]["email"] == "a@x"
+
+
+def test_quoted_values_are_cut_only_past_80_characters() -> None:
+    """A value whose repr is 80 characters is quoted whole; 81 is cut to 77 and '...'."""
+    for length, expected in ((78, repr("s" * 78)), (79, repr("s" * 79)[:77] + "...")):
+        with pytest.raises(PlanError) as caught:
+            status_properties(change(status="s" * length), "undetermined")
+        assert str(caught.value) == f"invalid status {expected} (expected new, active or closed)"
