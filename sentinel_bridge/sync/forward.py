@@ -223,7 +223,13 @@ class ForwardSync:
         if found.status in INCOMPLETE:
             _log_incomplete(workspace, incident, found, followup.attempts, followup.retry_at)
         parked = (
-            _park_enrichment(workspace, incident, found, followup.attempts)
+            _park_enrichment(
+                workspace,
+                _incident_ids(incident),
+                incident.last_modified_at,
+                found,
+                followup.attempts,
+            )
             if followup.give_up
             else None
         )
@@ -263,14 +269,16 @@ class ForwardSync:
             )
             return None, dataclasses.replace(entry, enrich_retry_at=None), None
         except Exception as exc:  # counts against the incident's budget like a failed enrich
-            failed = Details(missing=("alerts", "entities"), error=_describe(exc))
+            error = f"the incident could not be read again: {_describe(exc)}"
+            failed = Details(missing=("alerts", "entities"), error=error)
             followup = after_enrichment(failed, entry.revision, entry, now, self._options.budget)
             row = dataclasses.replace(
                 entry, enrich_attempts=followup.attempts, enrich_retry_at=followup.retry_at
             )
             if not followup.give_up:
                 return None, row, None
-            park = _park_retry(workspace, entry, failed, followup.attempts)
+            ids = {"arm_id": entry.arm_id, "alert_id": entry.alert_id}
+            park = _park_enrichment(workspace, ids, entry.revision, failed, followup.attempts)
             return None, row, park
 
 
@@ -383,38 +391,30 @@ def comments_count(incident: Incident) -> int | None:
 
 
 def _park_enrichment(
-    workspace: Workspace, incident: Incident, details: Details, attempts: int
+    workspace: Workspace,
+    identifiers: dict[str, str],
+    revision: datetime,
+    details: Details,
+    attempts: int,
 ) -> ParkedItem:
+    """The record that an incident's enrichment was given up (its alert stays, flagged)."""
     return ParkedItem(
         kind="incident_enrichment",
         workspace_key=workspace.key,
         tenant=workspace.tenant,
-        identifiers={
-            "arm_id": incident.arm_id,
-            "alert_id": incident.alert_id,
-            "incident_number": str(incident.incident_number),
-        },
+        identifiers=identifiers,
         reason=f"enrichment gave up after {attempts} attempts "
         f"(missing {', '.join(details.missing)}): {details.error}",
-        payload={
-            "missing": list(details.missing),
-            "revision": incident.last_modified_at.isoformat(),
-        },
+        payload={"missing": list(details.missing), "revision": revision.isoformat()},
     )
 
 
-def _park_retry(
-    workspace: Workspace, entry: LedgerEntry, details: Details, attempts: int
-) -> ParkedItem:
-    return ParkedItem(
-        kind="incident_enrichment",
-        workspace_key=workspace.key,
-        tenant=workspace.tenant,
-        identifiers={"arm_id": entry.arm_id, "alert_id": entry.alert_id},
-        reason=f"enrichment gave up after {attempts} attempts "
-        f"(the incident could not be read again): {details.error}",
-        payload={"missing": list(details.missing), "revision": entry.revision.isoformat()},
-    )
+def _incident_ids(incident: Incident) -> dict[str, str]:
+    return {
+        "arm_id": incident.arm_id,
+        "alert_id": incident.alert_id,
+        "incident_number": str(incident.incident_number),
+    }
 
 
 def _park_unparsable(workspace: Workspace, item: Unparsable) -> ParkedItem:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 import respx
-import trustme
 
 from sentinel_bridge.adapters.http_client import build_http_client
 from sentinel_bridge.adapters.queue_http import HttpQueue
@@ -90,28 +86,6 @@ async def test_connection_error_is_transient(queue: HttpQueue) -> None:
     respx.put(f"{BASE}/v1/alerts/{ALERT}").mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(TransientError):
         await queue.put_alert(ALERT, {})
-
-
-@pytest.fixture
-async def untrusted_port() -> AsyncIterator[int]:
-    """A TLS server on 127.0.0.1 whose certificate comes from a CA no client here trusts."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
-    async with server:
-        yield server.sockets[0].getsockname()[1]
-
-
-@pytest.fixture
-def other_ca_bundle(tmp_path: Path) -> Path:
-    """A CA bundle holding some other CA than the server's."""
-    bundle = tmp_path / "other-ca.pem"
-    trustme.CA().cert_pem.write_to_path(str(bundle))
-    return bundle
 
 
 async def test_untrusted_certificate_is_a_tls_verification_error_naming_host_and_port(

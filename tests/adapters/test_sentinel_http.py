@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-import trustme
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
@@ -412,28 +410,6 @@ async def test_concurrent_401s_of_one_tenant_make_one_new_token_request(refusals
         results = await asyncio.gather(*(client.get_incident(WS, INCIDENT_NAME) for _ in range(10)))
     assert len(results) == 10 and len(held) == 10
     assert msal.acquisitions(WS.tenant_id) == 2  # the first token and one replacement
-
-
-@pytest.fixture
-async def untrusted_port() -> AsyncIterator[int]:
-    """A TLS server on 127.0.0.1 whose certificate comes from a CA no client here trusts."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
-    async with server:
-        yield server.sockets[0].getsockname()[1]
-
-
-@pytest.fixture
-def other_ca_bundle(tmp_path: Path) -> Path:
-    """A CA bundle holding some other CA than the server's."""
-    bundle = tmp_path / "other-ca.pem"
-    trustme.CA().cert_pem.write_to_path(str(bundle))
-    return bundle
 
 
 async def test_untrusted_arm_certificate_fails_at_once_without_retries(

@@ -19,13 +19,12 @@ from .engine import is_sqlite, write_gate
 from .tables import (
     change_cursors,
     change_journal,
-    checkpoints,
     comment_sweeps,
     ledger,
     outbox,
     written,
 )
-from .writes import clean_text, insert_parked
+from .writes import caught_up_query, clean_text, insert_parked
 
 Clock = Callable[[], datetime]
 FINISHED = ("applied", "echo", "parked")
@@ -99,12 +98,8 @@ class ReverseSqlStore:
 
     async def caught_up(self, workspace_keys: Sequence[str]) -> set[str]:
         """The workspaces whose forward listing ran to its end at least once."""
-        query = sa.select(checkpoints.c.workspace_key).where(
-            checkpoints.c.workspace_key.in_(list(workspace_keys)),
-            checkpoints.c.caught_up_at.is_not(None),
-        )
         async with self._engine.connect() as conn:
-            return set(await conn.scalars(query))
+            return set(await conn.scalars(caught_up_query(workspace_keys)))
 
     async def record(
         self, queue_key: str, entry: JournalEntry, written_items: Sequence[WrittenItem]

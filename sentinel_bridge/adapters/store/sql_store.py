@@ -114,12 +114,8 @@ class SqlStore:
 
     async def caught_up(self, workspace_keys: Sequence[str]) -> set[str]:
         """The workspaces among `workspace_keys` whose listing ran to its end at least once."""
-        query = sa.select(checkpoints.c.workspace_key).where(
-            checkpoints.c.workspace_key.in_(list(workspace_keys)),
-            checkpoints.c.caught_up_at.is_not(None),
-        )
         async with self._engine.connect() as conn:
-            return set(await conn.scalars(query))
+            return set(await conn.scalars(writes.caught_up_query(workspace_keys)))
 
     async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None:
         async with self._writes.begin() as conn:

@@ -152,6 +152,14 @@ async def advance_checkpoint(
     await conn.execute(stmt)
 
 
+def caught_up_query(workspace_keys: Iterable[str]) -> sa.Select[tuple[str]]:
+    """The workspaces among `workspace_keys` whose listing ran to its end at least once."""
+    return sa.select(checkpoints.c.workspace_key).where(
+        checkpoints.c.workspace_key.in_(list(workspace_keys)),
+        checkpoints.c.caught_up_at.is_not(None),
+    )
+
+
 async def mark_caught_up(
     conn: AsyncConnection, insert: InsertFn, workspace_key: str, now: datetime
 ) -> None:
