@@ -191,14 +191,15 @@ async def test_a_429_during_a_paced_wait_requeues_counting_the_request_once() ->
     clock = BlockingClock(ref, extend=0, seconds=5)
     gate = ThrottleGate(READS, clock.clock())
     ref.append(gate)
-    await gate.acquire()  # A: the first request is never paced; it stays unanswered
+    await gate.acquire()  # A1 and A2: admitted, left unanswered
+    await gate.acquire()
     gate.observe(0)  # paced: the next one sleeps for its slot, and the 429 arrives then
     clock.extend = 1
     start = clock.now()
     await gate.acquire()  # B
     assert clock.now() - start >= 5
-    gate.done()  # B answered; A still in flight
-    gate.observe(READS.low_water + 1)  # minus A: exactly at the mark, so paced
+    gate.done()  # B answered; A1 and A2 still in flight
+    gate.observe(READS.low_water + 2)  # minus those two: exactly at the mark, so paced
     clock.sleeps.clear()
     await gate.acquire()
     assert clock.sleeps == [pytest.approx(1 / 25)]
@@ -208,7 +209,8 @@ async def test_a_cancelled_waiter_gives_back_its_slot_and_only_its_slot() -> Non
     """Cancelled while waiting, a request no longer counts; the one still in flight does."""
     clock = InstantClock()
     gate = ThrottleGate(READS, clock.clock())
-    await gate.acquire()  # A: admitted, unanswered
+    await gate.acquire()  # A1 and A2: admitted, unanswered
+    await gate.acquire()
     gate.observe(0)
 
     async def cancelled_waiter() -> None:
@@ -217,12 +219,12 @@ async def test_a_cancelled_waiter_gives_back_its_slot_and_only_its_slot() -> Non
             await gate.acquire()  # B: reserves a paced slot, cancelled while waiting
 
     await cancelled_waiter()
-    gate.observe(READS.low_water + 1)  # minus A, still in flight: exactly at the mark
+    gate.observe(READS.low_water + 2)  # minus A1 and A2: exactly at the mark
     clock.sleeps.clear()
     await gate.acquire()
     assert clock.sleeps == [pytest.approx(1 / 25)]
-    gate.done()
-    gate.done()
+    for _ in range(3):
+        gate.done()
     gate.observe(READS.low_water + 1)  # nothing in flight: above the mark
     clock.sleeps.clear()
     await gate.acquire()
