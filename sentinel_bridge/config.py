@@ -18,8 +18,10 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -148,7 +150,9 @@ class StoreSettings(Section):
         return value
 
 
-class QueueSettings(Section):
+class HttpQueueSettings(Section):
+    """The central queue speaking contract v1 over HTTP (docs/queue-contract-v1.openapi.yaml)."""
+
     type: Literal["http"] = "http"
     url: HttpUrl
     token: SecretStr | None = None
@@ -157,7 +161,7 @@ class QueueSettings(Section):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
-    def _one_token(self) -> QueueSettings:
+    def _one_token(self) -> HttpQueueSettings:
         if self.token is None and self.token_file is None:
             raise ValueError("missing secret: set token or token_file")
         if self.token is not None and self.token_file is not None:
@@ -165,6 +169,27 @@ class QueueSettings(Section):
         if self.token_file is not None:
             object.__setattr__(self, "token", _read_secret_file("token_file", self.token_file))
         return self
+
+
+def _queue_type(value: Any) -> str:
+    """The `[queue] type` a table asks for; `http` when it does not say."""
+    found = value.get("type", "http") if isinstance(value, dict) else getattr(value, "type", None)
+    return found if isinstance(found, str) else "<not a string>"
+
+
+# One settings model per kind of queue, chosen by `type`; a new adapter adds its model here
+# (and its tag to _TAGGED, so that problems are reported at the keys the file has).
+QueueSettings = Annotated[
+    Annotated[HttpQueueSettings, Tag("http")],
+    Discriminator(
+        _queue_type,
+        custom_error_type="unknown_queue_type",
+        custom_error_message="unknown queue type (known: http)",
+    ),
+]
+
+
+_TAGGED = {("queue", "http")}
 
 
 class SyncSettings(Section):
@@ -397,7 +422,7 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
 
 def _key_name(loc: tuple[int | str, ...]) -> str:
     name = ""
-    for part in loc:
+    for part in _without_tags(loc):
         if isinstance(part, int):
             name += f"[{part}]"
         elif part.startswith(("function-after", "function-before")):
@@ -415,6 +440,14 @@ def _reason(error_type: str, message: str) -> str:
     return message.removeprefix("Value error, ")
 
 
+def _without_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The location as the file spells it: pydantic puts the chosen kind of a tagged section
+    (`[queue] type`) into it, the file does not."""
+    if len(loc) > 1 and (loc[0], loc[1]) in _TAGGED:
+        return (loc[0], *loc[2:])
+    return loc
+
+
 def _env_name(loc: tuple[int | str, ...]) -> str:
-    parts = [str(part).upper() for part in loc[:2] if isinstance(part, str)]
+    parts = [str(part).upper() for part in _without_tags(loc)[:2] if isinstance(part, str)]
     return ENV_PREFIX + "__".join(parts)

@@ -9,10 +9,12 @@
     ├── StartupStopped              SIGTERM/SIGINT arrived while start-up waited for the store
     └── RemoteError                 a remote HTTP service said no
         ├── RetriableError          worth another try after a backoff
-        │   ├── TransientError      5xx, timeout, connection reset
+        │   ├── TransientError      5xx, timeout: this request may work next time
+        │   │   └── UnreachableError  no answer at all (refused, reset, DNS): the service
         │   └── ThrottledError      429: wait `retry_after` seconds, never less
         ├── RejectedError           4xx other than 429: retrying the same request cannot help
-        │   ├── NotFoundError       404
+        │   ├── NotFoundError       404 (deleted)
+        │   ├── AccessDeniedError   403 (a role or consent withdrawn)
         │   └── ConflictError       409 (stale etag / newer revision)
         └── TlsVerificationError    the server's certificate is not trusted by our ca_bundle:
                                     a configuration problem (exit code 2 in `run --once`), not
@@ -98,6 +100,11 @@ class TransientError(RetriableError):
     """5xx, timeout or a broken connection."""
 
 
+class UnreachableError(TransientError):
+    """No answer at all (connection refused or reset, no DNS): the whole service is away,
+    not one request."""
+
+
 class ThrottledError(RetriableError):
     """429 Too Many Requests; the caller must wait at least `retry_after` seconds."""
 
@@ -112,6 +119,10 @@ class RejectedError(RemoteError):
 
 class NotFoundError(RejectedError):
     """404."""
+
+
+class AccessDeniedError(RejectedError):
+    """403."""
 
 
 class ConflictError(RejectedError):

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
+from .errors import TlsVerificationError
 from .model import (
     AlertTarget,
     Details,
@@ -59,15 +60,41 @@ class IncidentSource(Protocol):
 
 
 class PutOutcome(Enum):
-    CREATED = "created"  # 201
-    UPDATED = "updated"  # 200
-    STALE = "stale"  # 409: the queue already holds a newer revision; done all the same
+    """The queue took the item."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    STALE = "stale"  # it already holds a newer revision; done all the same
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The queue will never take this item as it is (malformed, too large): park it."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryLater:
+    """The queue could not take it now (down, busy, throttling, not authorised yet): try
+    again, not before `delay` seconds when the queue said how long (None: the caller's own
+    backoff)."""
+
+    reason: str
+    delay: float | None = None
+
+
+PutResult = PutOutcome | Refused | RetryLater
 
 
 class CentralQueue(Protocol):
-    """The SOC's central alert queue (HTTP contract v1)."""
+    """The SOC's central alert queue, in the bridge's terms (contract v1 over HTTP today).
 
-    async def put_alert(self, alert_id: str, body: JsonObject) -> PutOutcome: ...
+    A server certificate that does not verify raises TlsVerificationError: a configuration
+    problem, not an outcome of the item.
+    """
+
+    async def put_alert(self, alert_id: str, body: JsonObject) -> PutResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,11 +188,22 @@ class ChangesPage:
 class ChangeFeed(Protocol):
     """The queue's side of the reverse path."""
 
-    async def changes(self, after: str | None, limit: int) -> ChangesPage: ...
-
-    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> bool:
-        """Add a comment (idempotent on `comment_id`); True when it was new."""
+    async def changes(self, after: str | None, limit: int) -> ChangesPage | RetryLater:
+        """Analyst actions after the cursor, oldest first; RetryLater while the feed cannot
+        be read."""
         ...
+
+    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> PutResult:
+        """Add a comment (idempotent on `comment_id`): CREATED when it was new."""
+        ...
+
+
+class QueueAdapter(CentralQueue, ChangeFeed, Protocol):
+    """Both sides of one queue, as the composition root builds it."""
+
+    # The first certificate failure the adapter met: `run --once` stops on it even where a
+    # caller turned it into an outcome of its own (a feed that cannot be read).
+    tls_failure: TlsVerificationError | None
 
 
 class IncidentTarget(Protocol):

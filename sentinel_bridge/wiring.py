@@ -11,8 +11,9 @@ from .adapters.http_client import build_http_client
 from .adapters.queue_http import HttpQueue
 from .adapters.sentinel import SentinelClient
 from .adapters.store import SqlStore, upgrade_to_head
-from .config import Settings
+from .config import HttpQueueSettings, QueueSettings, Settings
 from .errors import ConfigError
+from .ports import QueueAdapter
 from .startup import StoreWait, bounded_wait, reach_store
 
 
@@ -20,7 +21,7 @@ from .startup import StoreWait, bounded_wait, reach_store
 class Adapters:
     store: SqlStore
     source: SentinelClient
-    queue: HttpQueue
+    queue: QueueAdapter
     tokens: MsalTokenProvider
 
 
@@ -47,11 +48,15 @@ async def open_adapters(
         stack.push_async_callback(store.close)
         source = SentinelClient.from_settings(settings.azure, settings.sync, tokens)
         stack.push_async_callback(source.aclose)
-        queue_settings = settings.queue
-        queue_http = build_http_client(
-            queue_settings.ca_bundle, queue_settings.request_timeout_seconds
-        )
-        stack.push_async_callback(queue_http.aclose)
-        assert queue_settings.token is not None  # validated: token or token_file
-        queue = HttpQueue(queue_settings.url, queue_settings.token.get_secret_value(), queue_http)
+        queue = open_queue(settings.queue, stack)
         yield Adapters(store=store, source=source, queue=queue, tokens=tokens)
+
+
+def open_queue(settings: QueueSettings, stack: AsyncExitStack) -> QueueAdapter:
+    """The queue adapter `[queue] type` names; its clients close with `stack`."""
+    if isinstance(settings, HttpQueueSettings):
+        http = build_http_client(settings.ca_bundle, settings.request_timeout_seconds)
+        stack.push_async_callback(http.aclose)
+        assert settings.token is not None  # validated: token or token_file
+        return HttpQueue(settings.url, settings.token.get_secret_value(), http)
+    raise ConfigError("<config>", [("queue.type", f"no adapter for {settings.type!r}")])

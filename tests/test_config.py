@@ -291,3 +291,17 @@ def test_a_file_that_is_not_utf8_exits_2_with_file_and_reason(
     stderr = capsys.readouterr().err
     assert f"invalid configuration:\n{path}: <file>: not valid UTF-8: byte 0xe9" in stderr
     assert "Traceback" not in stderr
+
+
+def test_an_unknown_queue_type_is_named(tmp_path: Path) -> None:
+    """`[queue] type` admits the kinds the bridge has an adapter for; others are refused."""
+    text = BASE.replace("[queue]\n", '[queue]\ntype = "thehive"\n', 1)
+    [(key, reason)] = problems(tmp_path, text)
+    assert (key, reason) == ("queue", "unknown queue type (known: http)")
+
+
+def test_queue_problems_are_named_at_the_files_keys(tmp_path: Path) -> None:
+    """A problem inside the chosen queue kind is reported as `queue.<key>`, as written."""
+    text = BASE.replace("[queue]\n", "[queue]\nrequest_timeout_seconds = -1\n", 1)
+    [(key, _reason)] = problems(tmp_path, text)
+    assert key == "queue.request_timeout_seconds"

@@ -1,32 +1,30 @@
 """The central queue over HTTP contract v1 (docs/queue-contract-v1.openapi.yaml).
 
 One attempt per call: retries belong to the outbox, which persists them across restarts.
-A certificate that does not verify against `[queue] ca_bundle` is a TlsVerificationError,
-not a TransientError: `run --once` stops on it, the daemon logs it as an error and retries.
+HTTP stays in here: callers get outcomes in the bridge's terms (PutOutcome, Refused,
+RetryLater). A certificate that does not verify against `[queue] ca_bundle` raises
+TlsVerificationError: `run --once` stops on it, the daemon logs it as an error and retries.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from ..errors import (
-    ConflictError,
-    NotFoundError,
-    PayloadError,
-    RejectedError,
-    RemoteError,
-    ThrottledError,
-    TlsVerificationError,
-    TransientError,
-)
+from ..errors import PayloadError, TlsVerificationError
 from ..model import JsonObject
-from ..ports import ChangesPage, PutOutcome
+from ..ports import ChangesPage, PutOutcome, PutResult, Refused, RetryLater
 from .http_client import tls_verification_error
+from .retry_after import parse_retry_after
 
-_OUTCOMES = {201: PutOutcome.CREATED, 200: PutOutcome.UPDATED, 204: PutOutcome.UPDATED}
+_TAKEN = {201: PutOutcome.CREATED, 200: PutOutcome.UPDATED, 204: PutOutcome.UPDATED}
+# The queue says the body itself is wrong: the same body will never be accepted.
+_BODY_REFUSED = frozenset({400, 413, 422})
+# Without a Retry-After, a throttling queue is given this long before the next try.
+_DEFAULT_RETRY_AFTER = 1.0
 
 
 class HttpQueue:
@@ -40,50 +38,54 @@ class HttpQueue:
         # caller (the reverse pass) turned it into a "feed unavailable" of its own.
         self.tls_failure: TlsVerificationError | None = None
 
-    async def put_alert(self, alert_id: str, body: JsonObject) -> PutOutcome:
+    async def put_alert(self, alert_id: str, body: JsonObject) -> PutResult:
+        """`PUT /v1/alerts/{alert_id}`: 201 created, 200 updated, 409 stale (done too)."""
         response = await self._send("PUT", f"/v1/alerts/{quote(alert_id, safe='')}", body)
+        if isinstance(response, RetryLater):
+            return response
         if response.status_code == 409:
             return PutOutcome.STALE
-        outcome = _OUTCOMES.get(response.status_code)
-        if outcome is None:
-            raise queue_error(response)
-        return outcome
+        return _TAKEN.get(response.status_code) or refusal(response)
 
-    async def changes(self, after: str | None, limit: int) -> ChangesPage:
+    async def changes(self, after: str | None, limit: int) -> ChangesPage | RetryLater:
         """`GET /v1/changes`: analyst actions after `after` (None: from the start)."""
         query = f"?limit={limit}" + (f"&after={quote(after, safe='')}" if after else "")
         response = await self._send("GET", "/v1/changes" + query, None)
+        if isinstance(response, RetryLater):
+            return response
         if response.status_code != 200:
-            raise queue_error(response)
-        return parse_changes_page(response)
+            return RetryLater(refusal(response).reason)  # nothing to park: read it again
+        try:
+            return parse_changes_page(response)
+        except PayloadError as exc:
+            return RetryLater(str(exc))
 
-    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> bool:
-        """`PUT /v1/alerts/{alert_id}/comments/{comment_id}`; True when it was new."""
+    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> PutResult:
+        """`PUT /v1/alerts/{alert_id}/comments/{comment_id}`: CREATED when it was new."""
         path = f"/v1/alerts/{quote(alert_id, safe='')}/comments/{quote(comment_id, safe='')}"
         response = await self._send("PUT", path, body)
-        if response.status_code not in (200, 201, 204):
-            raise queue_error(response)
-        return response.status_code == 201
+        if isinstance(response, RetryLater):
+            return response
+        return _TAKEN.get(response.status_code) or refusal(response)
 
-    async def _send(self, method: str, path: str, body: Any) -> httpx.Response:
+    async def _send(self, method: str, path: str, body: Any) -> httpx.Response | RetryLater:
+        """The answer, or RetryLater when there was none (timeout, refused, reset)."""
         url = self._base + path
         try:
             return await self._http.request(method, url, json=body, headers=self._headers)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"queue {method} {path}: timeout", method=method) from exc
+        except httpx.TimeoutException:
+            return RetryLater(f"queue {method} {path}: timeout")
         except httpx.ConnectError as exc:
-            raise self._connect_error(exc, method, path) from exc
+            self._raise_if_untrusted(exc, method)
+            return RetryLater(f"queue {method} {path}: {type(exc).__name__}")
         except httpx.TransportError as exc:
-            raise TransientError(
-                f"queue {method} {path}: {type(exc).__name__}", method=method
-            ) from exc
+            return RetryLater(f"queue {method} {path}: {type(exc).__name__}")
 
-    def _connect_error(self, exc: httpx.ConnectError, method: str, path: str) -> RemoteError:
+    def _raise_if_untrusted(self, exc: httpx.ConnectError, method: str) -> None:
         tls = tls_verification_error(exc, self._base, "[queue] ca_bundle", method=method)
-        if tls is None:
-            return TransientError(f"queue {method} {path}: {type(exc).__name__}", method=method)
-        self.tls_failure = self.tls_failure or tls
-        return tls
+        if tls is not None:
+            self.tls_failure = self.tls_failure or tls
+            raise tls from exc
 
 
 def parse_changes_page(response: httpx.Response) -> ChangesPage:
@@ -99,33 +101,24 @@ def parse_changes_page(response: httpx.Response) -> ChangesPage:
     return ChangesPage(changes=changes, next_cursor=cursor or None)
 
 
-def queue_error(response: httpx.Response) -> RemoteError:
-    """The typed error for a refused queue call; the message carries the queue's own words."""
+def refusal(response: httpx.Response) -> Refused | RetryLater:
+    """What a queue answer other than success means for the item: refused for good when the
+    body itself is wrong, otherwise (down, throttled, token not accepted yet) try again."""
     status = response.status_code
-    code, message = _error_body(response)
+    message = _error_message(response)
     text = f"queue {response.request.method} {response.request.url.path}: {status} {message}"
-    kwargs: dict[str, Any] = {"status": status, "code": code, "method": response.request.method}
+    if status in _BODY_REFUSED:
+        return Refused(text)
     if status == 429:
-        return ThrottledError(text, retry_after=_retry_after(response), **kwargs)
-    if status >= 500 or status in (408, 425):
-        return TransientError(text, **kwargs)
-    if status == 404:
-        return NotFoundError(text, **kwargs)
-    if status == 409:
-        return ConflictError(text, **kwargs)
-    return RejectedError(text, **kwargs)
+        delay = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+        return RetryLater(text, _DEFAULT_RETRY_AFTER if delay is None else delay)
+    return RetryLater(text)
 
 
-def _error_body(response: httpx.Response) -> tuple[str | None, str]:
+def _error_message(response: httpx.Response) -> str:
+    """The queue's own words from `{"error": {"message"}}`, or the reason phrase."""
     try:
         error = response.json().get("error", {})
-        return str(error.get("code")), str(error.get("message", ""))[:500]
+        return str(error.get("message", ""))[:500]
     except (ValueError, AttributeError):
-        return None, response.reason_phrase
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0
+        return response.reason_phrase

@@ -5,10 +5,10 @@ each comment not written by the bridge (the written-where map knows those ids) a
 mirrored is PUT to the queue under a deterministic id, so a repeat is harmless. An incident is
 marked swept at the ledger revision it was read at: a later change in Sentinel sweeps it again.
 
-A comment the queue refuses as such (400, 413, 422) is parked and the others go on. An
-incident whose mirroring keeps failing on its own account is tried again further apart each
-time, then parked and marked swept at that revision; its tenant's failures (no token,
-throttling, no connection) only wait for the next pass.
+A comment the queue refuses is parked and the others go on. An incident whose mirroring keeps
+failing on its own account is tried again further apart each time, then parked and marked
+swept at that revision; its tenant's failures (no token, throttling, no connection) and a
+queue that asks to try later only wait for the next pass.
 """
 
 from __future__ import annotations
@@ -19,15 +19,25 @@ from datetime import datetime
 import anyio
 import structlog
 
-from ..errors import NotFoundError, RejectedError
+from ..errors import NotFoundError
 from ..model import AlertTarget, JsonObject, ParkedItem, Workspace, WrittenItem
-from ..ports import ChangeFeed, IncidentTarget, ReverseStore
+from ..ports import (
+    ChangeFeed,
+    IncidentTarget,
+    PutOutcome,
+    PutResult,
+    Refused,
+    RetryLater,
+    ReverseStore,
+)
 from .budget import Budget
 from .comment_text import queue_comment_id, shown_text
 from .reverse_apply import comment_body, tenant_wide
 
-# The queue says the comment itself is wrong: sending it again cannot help.
-_COMMENT_REJECTED = frozenset({400, 413, 422})
+
+class QueueBusy(Exception):
+    """The queue asked to try again later: the incident stays due, its budget untouched."""
+
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +84,7 @@ class CommentMirror:
         error = f"{type(exc).__name__}: {exc}"[:1000]
         context = {**workspace.log_context(), "alert_id": where.alert_id, "error": error}
         attempts = where.sweep_attempts + 1
-        if tenant_wide(exc):
+        if tenant_wide(exc) or isinstance(exc, QueueBusy):
             log.warning("comment mirroring failed; retried next pass", **context)
             return 1
         if not self._budget.exhausted(attempts):
@@ -104,45 +114,49 @@ class CommentMirror:
         mirrored = await self._store.written_ids("queue", where.alert_id)
         count = 0
         for comment in comments:
-            try:
-                count += int(await self._mirror(where, comment, ours, mirrored))
-            except RejectedError as exc:
-                if exc.status not in _COMMENT_REJECTED:
-                    raise
-                await self._park_comment(workspace, where, comment, exc)
+            result = await self._mirror(where, comment, ours, mirrored)
+            if isinstance(result, Refused):
+                await self._park_comment(workspace, where, comment, result)
+            elif isinstance(result, RetryLater):
+                raise QueueBusy(result.reason)  # the rest of this incident's comments wait
+            elif result is not None:
+                count += 1
         if where.revision is not None:
             await self._store.mark_swept(where.alert_id, where.revision)
         return count
 
     async def _mirror(
         self, where: AlertTarget, comment: JsonObject, ours: set[str], mirrored: set[str]
-    ) -> bool:
+    ) -> PutResult | None:
+        """The queue's answer for one Sentinel comment; None when it is not to be mirrored."""
         name = str(comment.get("name") or "").lower()
         properties = comment.get("properties")
         if not name or name in ours or not isinstance(properties, dict):
-            return False
+            return None
         comment_id = queue_comment_id(str(comment.get("id") or f"{where.arm_id}/comments/{name}"))
         message = properties.get("message")
         if comment_id in mirrored or not isinstance(message, str):
-            return False
+            return None
         author = properties.get("author")
         body = comment_body(
             author if isinstance(author, dict) else {},
             shown_text(message),
             properties.get("createdTimeUtc"),
         )
-        await self._feed.put_comment(where.alert_id, comment_id, body)
-        # Recorded after the PUT: a failed PUT must leave the comment due. A stop in between
-        # only repeats the (idempotent) PUT next time; the queue's echo of it says "bridge".
-        await self._store.record_written([WrittenItem("queue", where.alert_id, comment_id, name)])
-        return True
+        result = await self._feed.put_comment(where.alert_id, comment_id, body)
+        if isinstance(result, PutOutcome):
+            # Recorded after the PUT: a failed PUT must leave the comment due. A stop in
+            # between only repeats the (idempotent) PUT; the queue's echo of it says "bridge".
+            written = WrittenItem("queue", where.alert_id, comment_id, name)
+            await self._store.record_written([written])
+        return result
 
     async def _park_comment(
-        self, workspace: Workspace, where: AlertTarget, comment: JsonObject, exc: RejectedError
+        self, workspace: Workspace, where: AlertTarget, comment: JsonObject, refused: Refused
     ) -> None:
         name = comment.get("name")
         ids = {"comment": name if isinstance(name, str) else str(comment.get("id"))}
-        reason = f"the queue refused the comment: {type(exc).__name__}: {exc}"[:1000]
+        reason = f"the queue refused the comment: {refused.reason}"[:1000]
         await self._store.park(_parked(workspace, where, ids, reason, comment))
         log.error(
             "comment parked",

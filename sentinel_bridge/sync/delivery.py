@@ -1,8 +1,9 @@
 """Outbox -> central queue. Sees only ports.
 
-An item leaves the outbox only after the queue confirmed it (201, 200, or 409 "I hold a newer
-revision"), so a crash between PUT and delete re-sends the same `alert_id` + `revision`, which
-the queue absorbs. Bodies the queue refuses as malformed are parked, never dropped.
+An item leaves the outbox only after the queue took it (created, updated, or stale: "I hold a
+newer revision"), so a crash between PUT and delete re-sends the same `alert_id` + `revision`,
+which the queue absorbs. Bodies the queue refuses are parked, never dropped; anything else is
+tried again later, after the delay the queue asked for when it named one.
 
 A queue certificate that does not verify fails every item alike: the item is retried later
 as any failure (the certificate or the bundle may be fixed), logged as an error naming host and
@@ -19,14 +20,11 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import structlog
 
-from ..errors import RejectedError, RemoteError, ThrottledError, TlsVerificationError
+from ..errors import TlsVerificationError
 from ..model import OutboxItem
-from ..ports import CentralQueue, ClaimedItem, PutOutcome, Store
+from ..ports import CentralQueue, ClaimedItem, PutOutcome, PutResult, Refused, RetryLater, Store
 
 log = structlog.get_logger(__name__)
-
-# The queue answered that the body itself is wrong: the same body will never be accepted.
-_BODY_REJECTED = frozenset({400, 413, 422})
 
 
 def retry_delay(attempts: int, base: float = 1.0, cap: float = 300.0) -> float:
@@ -134,57 +132,74 @@ class Delivery:
         self._wake = anyio.Event()
 
     async def _deliver_one(self, item: OutboxItem, report: DeliveryReport) -> bool:
-        """PUT one alert; True when the queue confirmed it."""
-        context = {"tenant": item.tenant, "incident_number": item.incident_number}
+        """PUT one alert; True when the queue took it."""
         try:
-            outcome = await self._queue.put_alert(item.alert_id, item.body)
-        except RemoteError as exc:
-            await self._handle_failure(item, exc, report)
+            result = await self._queue.put_alert(item.alert_id, item.body)
+        except TlsVerificationError as exc:
+            report.tls_failure = report.tls_failure or exc
+            await self._retry_later(item, RetryLater(str(exc)), report, exc)
             return False
+        except Exception as exc:  # one alert's failure, never the worker's
+            result = RetryLater(f"{type(exc).__name__}: {exc}"[:1000])
+        if isinstance(result, PutOutcome):
+            self._taken(item, result, report)
+            return True
+        if isinstance(result, Refused) or self._out_of_attempts(item):
+            await self._park(item, result, report)
+        else:
+            await self._retry_later(item, result, report)
+        return False
+
+    def _taken(self, item: OutboxItem, outcome: PutOutcome, report: DeliveryReport) -> None:
+        context = _context(item)
         report.delivered += 1
         self._on_outcome(item, "delivered")
-        log.debug("alert delivered", **context, alert_id=item.alert_id, outcome=outcome.value)
+        log.debug("alert delivered", **context, outcome=outcome.value)
         if outcome is PutOutcome.STALE:
-            log.info("queue holds a newer revision", **context, alert_id=item.alert_id)
-        return True
+            log.info("queue holds a newer revision", **context)
 
-    async def _handle_failure(
-        self, item: OutboxItem, exc: RemoteError, report: DeliveryReport
+    async def _park(self, item: OutboxItem, result: PutResult, report: DeliveryReport) -> None:
+        reason = result.reason if isinstance(result, Refused | RetryLater) else str(result)
+        if isinstance(result, RetryLater):
+            reason = f"gave up after {item.attempts + 1} attempts; last: {reason}"
+        with anyio.CancelScope(shield=True):
+            await self._store.park_outbox(item, reason)
+        report.parked += 1
+        self._on_outcome(item, "parked")
+        log.error("alert parked", **_context(item), reason=reason)
+
+    async def _retry_later(
+        self,
+        item: OutboxItem,
+        result: RetryLater,
+        report: DeliveryReport,
+        untrusted: TlsVerificationError | None = None,
     ) -> None:
-        context = {"tenant": item.tenant, "incident_number": item.incident_number}
-        reason = f"{type(exc).__name__}: {exc}"
-        if self._should_park(item, exc):
-            with anyio.CancelScope(shield=True):
-                await self._store.park_outbox(item, reason)
-            report.parked += 1
-            self._on_outcome(item, "parked")
-            log.error("alert parked", **context, alert_id=item.alert_id, reason=reason)
-            return
-        delay = retry_delay(item.attempts)
-        if isinstance(exc, ThrottledError):
-            delay = max(delay, exc.retry_after)
+        delay = max(retry_delay(item.attempts), result.delay or 0.0)
         retry_at = self._clock() + timedelta(seconds=delay)
         with anyio.CancelScope(shield=True):
-            await self._store.mark_failed(item, reason, retry_at)
+            await self._store.mark_failed(item, result.reason, retry_at)
         report.failed += 1
         self._on_outcome(item, "failed")
-        fields = {**context, "alert_id": item.alert_id, "attempts": item.attempts + 1}
-        if isinstance(exc, TlsVerificationError):
-            report.tls_failure = report.tls_failure or exc
+        fields = {**_context(item), "attempts": item.attempts + 1, "retry_in_s": round(delay, 1)}
+        if untrusted is not None:
             # Error, not warning: no retry heals this until someone fixes a certificate.
             log.error(
                 "alert delivery failed: queue certificate not trusted; will retry",
                 **fields,
-                retry_in_s=round(delay, 1),
-                **exc.log_fields(),
+                **untrusted.log_fields(),
             )
             return
-        log.warning(
-            "alert delivery failed; will retry", **fields, retry_in_s=round(delay, 1), reason=reason
-        )
+        log.warning("alert delivery failed; will retry", **fields, reason=result.reason)
 
-    def _should_park(self, item: OutboxItem, exc: RemoteError) -> bool:
-        if isinstance(exc, RejectedError) and exc.status in _BODY_REJECTED:
-            return True
+    def _out_of_attempts(self, item: OutboxItem) -> bool:
         limit = self._options.max_attempts
         return limit > 0 and item.attempts + 1 >= limit
+
+
+def _context(item: OutboxItem) -> dict[str, object]:
+    return {
+        "tenant": item.tenant,
+        "incident_number": item.incident_number,
+        "alert_id": item.alert_id,
+    }

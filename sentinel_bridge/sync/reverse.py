@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 import anyio
 import structlog
 
-from ..errors import PayloadError, RemoteError
 from ..model import AlertTarget, Change, JournalEntry, JsonObject, Workspace, WrittenItem
-from ..ports import ChangeFeed, IncidentTarget, ReverseStore
+from ..ports import ChangeFeed, ChangesPage, IncidentTarget, RetryLater, ReverseStore
 from .budget import Budget
 from .comments import CommentMirror
 from .reverse_apply import Applier, ApplyOptions, Outcome, Result
@@ -148,11 +147,8 @@ class ReverseSync:
         blocked: set[str] = set()  # alerts with an unfinished change: hold their later ones
         advancing = True
         while True:
-            try:
-                page = await self._feed.changes(cursor, self._options.page_size)
-            except (RemoteError, PayloadError) as exc:
-                report.feed_error = f"{type(exc).__name__}: {exc}"
-                log.warning("change feed unavailable", error=report.feed_error)
+            page = await self._read_feed(cursor, report)
+            if page is None:
                 return
             if not page.changes:
                 return
@@ -164,6 +160,18 @@ class ReverseSync:
             if page.next_cursor is None or page.next_cursor == cursor:
                 return
             cursor = page.next_cursor
+
+    async def _read_feed(self, cursor: str | None, report: PassReport) -> ChangesPage | None:
+        """A page of the feed, or None (reported) when it cannot be read now."""
+        try:
+            page = await self._feed.changes(cursor, self._options.page_size)
+        except Exception as exc:  # an untrusted certificate, a bug: the pass ends, not the loop
+            page = RetryLater(f"{type(exc).__name__}: {exc}"[:1000])
+        if isinstance(page, RetryLater):
+            report.feed_error = page.reason
+            log.warning("change feed unavailable", error=report.feed_error)
+            return None
+        return page
 
     async def _page(self, changes: list[JsonObject], blocked: set[str], report: PassReport) -> None:
         report.read += len(changes)

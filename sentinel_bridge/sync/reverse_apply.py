@@ -18,6 +18,7 @@ from enum import Enum
 import structlog
 
 from ..errors import (
+    AccessDeniedError,
     AuthError,
     ConflictError,
     NotFoundError,
@@ -25,7 +26,7 @@ from ..errors import (
     RejectedError,
     RemoteError,
     ThrottledError,
-    TransientError,
+    UnreachableError,
 )
 from ..model import AlertTarget, Change, Incident, JsonObject, Workspace, WrittenItem
 from ..ports import IncidentTarget
@@ -134,9 +135,9 @@ def failure(exc: Exception) -> Result:
     reason = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, NotFoundError):
         return Result(Outcome.PARKED, f"incident not found (deleted?): {reason}")
-    if isinstance(exc, RejectedError) and exc.status == 403:
+    if isinstance(exc, AccessDeniedError):
         return Result(Outcome.PARKED, f"access denied (Sentinel role removed?): {reason}")
-    if isinstance(exc, RejectedError) and exc.status not in (401, 409):
+    if isinstance(exc, RejectedError) and not isinstance(exc, ConflictError):
         return Result(Outcome.PARKED, f"rejected by Sentinel: {reason}")
     if isinstance(exc, PayloadError):
         return Result(Outcome.PARKED, f"unusable incident payload: {reason}")
@@ -145,9 +146,7 @@ def failure(exc: Exception) -> Result:
 
 def tenant_wide(exc: Exception) -> bool:
     """No token, throttled, or no answer at all: the tenant's trouble, not the change's."""
-    if isinstance(exc, AuthError | ThrottledError):
-        return True
-    return isinstance(exc, TransientError) and exc.status is None
+    return isinstance(exc, AuthError | ThrottledError | UnreachableError)
 
 
 def _incident_write(change: Change, incident: Incident) -> WrittenItem:

@@ -10,14 +10,8 @@ import respx
 
 from sentinel_bridge.adapters.http_client import build_http_client
 from sentinel_bridge.adapters.queue_http import HttpQueue
-from sentinel_bridge.errors import (
-    RejectedError,
-    RetriableError,
-    ThrottledError,
-    TlsVerificationError,
-    TransientError,
-)
-from sentinel_bridge.ports import PutOutcome
+from sentinel_bridge.errors import RetriableError, TlsVerificationError
+from sentinel_bridge.ports import PutOutcome, Refused, RetryLater
 
 BASE = "https://soar.example.net/central-queue"
 ALERT = "0b8f9a52-3c1e-5f57-9d0e-3b8f2f1c5a10"
@@ -50,42 +44,78 @@ async def test_path_prefix_is_kept(queue: HttpQueue) -> None:
     assert route.calls.last.request.url.path == f"/central-queue/v1/alerts/{ALERT}"
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 408, 401, 403, 404])
 @respx.mock
-async def test_5xx_is_transient(queue: HttpQueue) -> None:
-    """A 503 raises TransientError so the outbox retries it."""
-    respx.put(f"{BASE}/v1/alerts/{ALERT}").respond(503)
-    with pytest.raises(TransientError):
-        await queue.put_alert(ALERT, {})
+async def test_answers_that_may_heal_are_retry_later(queue: HttpQueue, status: int) -> None:
+    """5xx, timeouts and a token or route the queue does not take yet: try again later."""
+    respx.put(f"{BASE}/v1/alerts/{ALERT}").respond(status)
+    result = await queue.put_alert(ALERT, {})
+    assert isinstance(result, RetryLater) and result.delay is None
+    assert f": {status} " in result.reason
 
 
+@pytest.mark.parametrize(
+    ("header", "delay"),
+    [("7", 7.0), (None, 1.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("soon", 1.0)],
+)
 @respx.mock
-async def test_429_carries_retry_after(queue: HttpQueue) -> None:
-    """A 429 raises ThrottledError with the queue's Retry-After."""
-    respx.put(f"{BASE}/v1/alerts/{ALERT}").respond(429, headers={"Retry-After": "7"})
-    with pytest.raises(ThrottledError) as caught:
-        await queue.put_alert(ALERT, {})
-    assert caught.value.retry_after == 7
-
-
-@respx.mock
-async def test_400_is_rejected_with_the_queue_error(queue: HttpQueue) -> None:
-    """A 400 raises RejectedError carrying the queue's error code and message."""
-    respx.put(f"{BASE}/v1/alerts/{ALERT}").respond(
-        400, json={"error": {"code": "InvalidBody", "message": "title missing"}}
+async def test_429_is_retry_later_after_the_queues_delay(
+    queue: HttpQueue, header: str | None, delay: float
+) -> None:
+    """A 429 asks to wait its Retry-After (seconds or an HTTP date), or one second."""
+    headers = {"Retry-After": header} if header else {}
+    respx.put(f"{BASE}/v1/alerts/{ALERT}").respond(429, headers=headers)
+    assert await queue.put_alert(ALERT, {}) == RetryLater(
+        f"queue PUT /central-queue/v1/alerts/{ALERT}: 429 Too Many Requests", delay
     )
-    with pytest.raises(RejectedError) as caught:
-        await queue.put_alert(ALERT, {})
-    assert (caught.value.status, caught.value.code) == (400, "InvalidBody")
-    assert "title missing" in str(caught.value)
-    assert "queue-token" not in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+@respx.mock
+async def test_a_body_the_queue_will_never_take_is_refused_with_its_words(
+    queue: HttpQueue, status: int
+) -> None:
+    """400, 413 and 422 are Refused, carrying the queue's message and never the token."""
+    respx.put(f"{BASE}/v1/alerts/{ALERT}").respond(
+        status, json={"error": {"code": "InvalidBody", "message": "title missing"}}
+    )
+    result = await queue.put_alert(ALERT, {})
+    assert result == Refused(f"queue PUT /central-queue/v1/alerts/{ALERT}: {status} title missing")
+    assert "queue-token" not in result.reason
+
+
+@respx.mock
+async def test_comments_are_created_updated_or_refused(queue: HttpQueue) -> None:
+    """A comment PUT answers CREATED (201), UPDATED (200/204) or Refused (413)."""
+    path = f"{BASE}/v1/alerts/{ALERT}/comments/c1"
+    for status, expected in [(201, PutOutcome.CREATED), (200, PutOutcome.UPDATED),
+                             (204, PutOutcome.UPDATED)]:  # fmt: skip
+        respx.put(path).respond(status)
+        assert await queue.put_comment(ALERT, "c1", {"body": "x"}) is expected
+    respx.put(path).respond(413)
+    assert isinstance(await queue.put_comment(ALERT, "c1", {"body": "x"}), Refused)
+
+
+@respx.mock
+async def test_a_feed_that_cannot_be_read_is_retry_later(queue: HttpQueue) -> None:
+    """A 503 or an unusable page from GET /v1/changes: read it again later, nothing parked."""
+    route = respx.get(url__startswith=f"{BASE}/v1/changes").respond(503)
+    assert isinstance(await queue.changes(None, 10), RetryLater)
+    route.respond(200, json={"changes": "no"})
+    result = await queue.changes(None, 10)
+    assert isinstance(result, RetryLater) and "changes" in result.reason
 
 
 @respx.mock
 async def test_connection_error_is_transient(queue: HttpQueue) -> None:
-    """A refused connection raises TransientError."""
-    respx.put(f"{BASE}/v1/alerts/{ALERT}").mock(side_effect=httpx.ConnectError("refused"))
-    with pytest.raises(TransientError):
-        await queue.put_alert(ALERT, {})
+    """A refused connection or a timeout is RetryLater, naming what happened."""
+    route = respx.put(f"{BASE}/v1/alerts/{ALERT}")
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    result = await queue.put_alert(ALERT, {})
+    assert isinstance(result, RetryLater) and result.reason.endswith("ConnectError")
+    route.mock(side_effect=httpx.ReadTimeout("slow"))
+    result = await queue.put_alert(ALERT, {})
+    assert isinstance(result, RetryLater) and result.reason.endswith("timeout")
 
 
 async def test_untrusted_certificate_is_a_tls_verification_error_naming_host_and_port(

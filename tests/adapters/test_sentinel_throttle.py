@@ -9,7 +9,8 @@ from email.utils import format_datetime
 import anyio
 import pytest
 
-from sentinel_bridge.adapters.sentinel.retry import backoff_delay, parse_retry_after
+from sentinel_bridge.adapters.retry_after import parse_retry_after
+from sentinel_bridge.adapters.sentinel.retry import backoff_delay
 from sentinel_bridge.adapters.sentinel.throttle import (
     BUCKETS,
     Bucket,

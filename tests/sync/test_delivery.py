@@ -11,15 +11,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
-from sentinel_bridge.errors import (
-    RejectedError,
-    RemoteError,
-    ThrottledError,
-    TlsVerificationError,
-    TransientError,
-)
+from sentinel_bridge.errors import TlsVerificationError
 from sentinel_bridge.model import JsonObject, OutboxItem, PageCommit
-from sentinel_bridge.ports import PutOutcome
+from sentinel_bridge.ports import PutOutcome, PutResult, Refused, RetryLater
 from sentinel_bridge.sync.delivery import Delivery, DeliveryOptions, retry_delay
 from tests.factories import WORKSPACE, at
 
@@ -27,14 +21,19 @@ NOW = at(0)
 
 
 class ScriptedQueue:
+    """Answers the scripted results first (an exception is raised), then `outcome`."""
+
     def __init__(self) -> None:
         self.received: list[tuple[str, JsonObject]] = []
-        self.errors: list[RemoteError] = []
+        self.errors: list[PutResult | Exception] = []
         self.outcome = PutOutcome.CREATED
 
-    async def put_alert(self, alert_id: str, body: JsonObject) -> PutOutcome:
+    async def put_alert(self, alert_id: str, body: JsonObject) -> PutResult:
         if self.errors:
-            raise self.errors.pop(0)
+            scripted = self.errors.pop(0)
+            if isinstance(scripted, Exception):
+                raise scripted
+            return scripted
         self.received.append((alert_id, body))
         return self.outcome
 
@@ -82,7 +81,7 @@ async def test_stale_answer_counts_as_done(store: SqlStore) -> None:
 async def test_transient_failure_is_retried_later(store: SqlStore) -> None:
     """A 503 keeps the item, schedules a retry, and a later batch delivers it."""
     queue = ScriptedQueue()
-    queue.errors = [TransientError("503", status=503)]
+    queue.errors = [RetryLater("queue PUT: 503")]
     await enqueue(store, item("a"))
     first = await delivery(queue, store).deliver_batch()
     assert (first.failed, await store.outbox_depth()) == (1, 1)
@@ -93,9 +92,9 @@ async def test_transient_failure_is_retried_later(store: SqlStore) -> None:
 
 
 async def test_throttled_retry_waits_at_least_retry_after(store: SqlStore) -> None:
-    """A 429 schedules the retry no earlier than Retry-After."""
+    """A queue asking to wait (429 Retry-After) gets no retry before that."""
     queue = ScriptedQueue()
-    queue.errors = [ThrottledError("429", retry_after=120, status=429)]
+    queue.errors = [RetryLater("queue PUT: 429", delay=120)]
     await enqueue(store, item("a"))
     await delivery(queue, store).deliver_batch()
     due = await store.next_outbox_due()
@@ -103,9 +102,9 @@ async def test_throttled_retry_waits_at_least_retry_after(store: SqlStore) -> No
 
 
 async def test_malformed_body_is_parked_not_retried(store: SqlStore) -> None:
-    """A 400 from the queue parks the item with the reason; the outbox moves on."""
+    """A body the queue refuses parks the item with the reason; the outbox moves on."""
     queue = ScriptedQueue()
-    queue.errors = [RejectedError("queue PUT: 400 bad body", status=400)]
+    queue.errors = [Refused("queue PUT: 400 bad body")]
     await enqueue(store, item("a"), item("b"))
     report = await delivery(queue, store, concurrency=1).deliver_batch()
     assert (report.parked, report.delivered) == (1, 1)
@@ -114,9 +113,9 @@ async def test_malformed_body_is_parked_not_retried(store: SqlStore) -> None:
 
 
 async def test_unauthorized_is_retried_not_parked(store: SqlStore) -> None:
-    """A 401 is a configuration problem: the alert waits for a fixed token, it is not parked."""
+    """A queue not taking the token yet: the alert waits for a fixed token, it is not parked."""
     queue = ScriptedQueue()
-    queue.errors = [RejectedError("queue PUT: 401", status=401)]
+    queue.errors = [RetryLater("queue PUT: 401")]
     await enqueue(store, item("a"))
     report = await delivery(queue, store).deliver_batch()
     assert (report.failed, report.parked, await store.outbox_depth()) == (1, 0, 1)
@@ -125,7 +124,7 @@ async def test_unauthorized_is_retried_not_parked(store: SqlStore) -> None:
 async def test_drain_retries_until_the_outbox_is_empty(store: SqlStore) -> None:
     """drain() keeps going through a transient failure until everything is delivered."""
     queue = ScriptedQueue()
-    queue.errors = [TransientError("503", status=503)]
+    queue.errors = [RetryLater("queue PUT: 503")]
     await enqueue(store, item("a"))
     real = Delivery(queue, store, DeliveryOptions())
     report = await real.drain(deadline_seconds=10)
@@ -176,3 +175,24 @@ def test_retry_delay_grows_and_is_capped() -> None:
     assert 0.5 <= retry_delay(0) <= 1
     assert 4 <= retry_delay(3) <= 8
     assert retry_delay(50) <= 300
+
+
+async def test_an_adapter_that_raises_costs_only_that_alert_a_retry(store: SqlStore) -> None:
+    """A surprise exception from the queue adapter schedules a retry of that one alert."""
+    queue = ScriptedQueue()
+    queue.errors = [KeyError("surprise")]
+    await enqueue(store, item("a"), item("b"))
+    report = await delivery(queue, store, concurrency=1).deliver_batch()
+    assert (report.failed, report.delivered, await store.outbox_depth()) == (1, 1, 1)
+
+
+async def test_out_of_attempts_parks_with_the_last_reason(store: SqlStore) -> None:
+    """With delivery_max_attempts set, the last failed try parks the alert, saying why."""
+    queue = ScriptedQueue()
+    queue.errors = [RetryLater("queue PUT: 503")]
+    await enqueue(store, item("a"))
+    with capture_logs() as logs:
+        report = await delivery(queue, store, max_attempts=1).deliver_batch()
+    assert (report.parked, await store.outbox_depth()) == (1, 0)
+    [parked] = [entry for entry in logs if entry["event"] == "alert parked"]
+    assert parked["reason"] == "gave up after 1 attempts; last: queue PUT: 503"

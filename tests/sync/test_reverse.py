@@ -23,7 +23,7 @@ from sentinel_bridge.model import (
     Workspace,
     alert_id_for,
 )
-from sentinel_bridge.ports import ChangesPage
+from sentinel_bridge.ports import ChangesPage, PutOutcome, PutResult, Refused, RetryLater
 from sentinel_bridge.sync.budget import Budget
 from sentinel_bridge.sync.reverse import ReverseOptions, ReverseSync
 from tests.factories import WORKSPACE, at, incident
@@ -47,17 +47,20 @@ class Feed:
     def __init__(self) -> None:
         self.items: list[Any] = []
         self.comments: dict[str, JsonObject] = {}
-        self.comment_error: Exception | None = None
+        self.comment_answer: PutResult | None = None  # None: created
+        self.feed_down: RetryLater | None = None
 
-    async def changes(self, after: str | None, limit: int) -> ChangesPage:
+    async def changes(self, after: str | None, limit: int) -> ChangesPage | RetryLater:
+        if self.feed_down is not None:
+            return self.feed_down
         start = int(after or 0)
         return ChangesPage(self.items[start : start + limit], str(len(self.items)))
 
-    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> bool:
-        if self.comment_error is not None:
-            raise self.comment_error
+    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> PutResult:
+        if self.comment_answer is not None:
+            return self.comment_answer
         self.comments[comment_id] = body
-        return True
+        return PutOutcome.CREATED
 
 
 class Sentinel:
@@ -256,7 +259,7 @@ async def test_a_comment_the_queue_refuses_is_parked_and_the_next_goes_on(
     sentinel.comments[KNOWN.name] = [
         {"name": "big", "id": f"{KNOWN.arm_id}/comments/big", "properties": {"message": "x"}}
     ]
-    feed.comment_error = RejectedError("queue PUT: 413 too large", status=413)
+    feed.comment_answer = Refused("queue PUT: 413 too large")
     sync = bridge(store, feed, sentinel, clock)
     report = await sync.run_pass()
     assert (report.comments_mirrored, report.comment_failures) == (0, 0)
@@ -293,3 +296,32 @@ async def test_a_retried_parked_change_starts_with_a_fresh_budget(store: SqlStor
     del sentinel.fail[KNOWN.name]
     [entry] = await sync.retry(["c1"])
     assert entry.outcome == "applied"
+
+
+async def test_a_busy_queue_keeps_comments_due_without_spending_the_budget(
+    store: SqlStore,
+) -> None:
+    """A queue asking to retry later leaves the incident due, however often it happens."""
+    await known_to_the_ledger(store, KNOWN)
+    feed, sentinel, clock = Feed(), Sentinel(), Clock()
+    sentinel.comments[KNOWN.name] = [
+        {"name": "c", "id": f"{KNOWN.arm_id}/comments/c", "properties": {"message": "hi"}}
+    ]
+    feed.comment_answer = RetryLater("queue PUT: 503")
+    sync = bridge(store, feed, sentinel, clock, attempts=1)
+    for _ in range(3):
+        assert (await sync.run_pass()).comment_failures == 1
+    assert await store.parked_count() == 0
+    feed.comment_answer = None
+    report = await sync.run_pass()
+    assert (report.comments_mirrored, report.comment_failures) == (1, 0)
+    assert feed.comments  # mirrored once the queue took it
+
+
+async def test_a_feed_that_cannot_be_read_is_reported_and_nothing_moves(store: SqlStore) -> None:
+    """RetryLater from the feed ends the pass with feed_error; the cursor stays."""
+    feed, sentinel = Feed(), Sentinel()
+    feed.feed_down = RetryLater("queue GET /v1/changes: 503")
+    report = await bridge(store, feed, sentinel, Clock()).run_pass()
+    assert report.feed_error == "queue GET /v1/changes: 503" and not report.ok
+    assert await ReverseSqlStore(store.engine).cursor("default") is None

@@ -15,6 +15,7 @@ import structlog
 
 from ... import metrics
 from ...errors import (
+    AccessDeniedError,
     AuthError,
     ConflictError,
     NotFoundError,
@@ -24,13 +25,15 @@ from ...errors import (
     RetriableError,
     ThrottledError,
     TransientError,
+    UnreachableError,
 )
 from ...model import JsonObject, Workspace
 from ..auth import BearerAuth, TokenProvider
 from ..http_client import tls_verification_error
+from ..retry_after import parse_retry_after
 from .clock import Clock
 from .pools import SubscriptionPools
-from .retry import RetryPolicy, parse_retry_after
+from .retry import RetryPolicy
 from .throttle import Kind, ThrottleGate, ThrottleGates
 
 logger = structlog.get_logger(__name__)
@@ -181,11 +184,13 @@ class ArmHttp:
 
 
 def _no_answer(exc: httpx.RequestError, method: str, url: str) -> RemoteError:
-    """TlsVerificationError for an untrusted certificate, TransientError for the rest."""
+    """TlsVerificationError for an untrusted certificate; a timeout is this request's
+    trouble (TransientError), any other missing answer the service's (UnreachableError)."""
     tls = tls_verification_error(exc, url, "[azure] ca_bundle", method=method, url=_path(url))
     if tls is not None:
         return tls
-    return TransientError(
+    kind = TransientError if isinstance(exc, httpx.TimeoutException) else UnreachableError
+    return kind(
         f"{method} {httpx.URL(url).path}: {type(exc).__name__}", method=method, url=_path(url)
     )
 
@@ -210,7 +215,9 @@ def arm_error(response: httpx.Response, default_retry_after: float) -> RemoteErr
         return ThrottledError(text, retry_after=retry_after, **fields)
     if status == 408 or status >= 500:
         return TransientError(text, **fields)
-    error_class = {404: NotFoundError, 409: ConflictError}.get(status, RejectedError)
+    error_class = {403: AccessDeniedError, 404: NotFoundError, 409: ConflictError}.get(
+        status, RejectedError
+    )
     return error_class(text, **fields)
 
 

@@ -6,12 +6,9 @@ in lockstep: https://aws.amazon.com/blogs/architecture/exponential-backoff-and-j
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,24 +32,3 @@ def backoff_delay(attempt: int, base: float, cap: float, draw: float) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**attempt)); `draw` is in [0, 1)."""
     ceiling = min(cap, base * 2.0 ** min(attempt, 32))
     return ceiling * draw
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds from `now`: delta-seconds or an HTTP-date; None if absent or
-    unreadable. https://www.rfc-editor.org/rfc/rfc9110#name-retry-after"""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
