@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from sentinel_bridge.emulator.audit import audit
+from sentinel_bridge_emulator.audit import audit
 
 from .common import Row, cpu_seconds, delivered_count, new_emulator, rig, stop, wait_until
 

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sentinel_bridge.emulator import EmulatedWorkspace, Emulator, EmulatorOptions, Endpoints
-from sentinel_bridge.emulator.standalone import bridge_config_toml
+from sentinel_bridge_emulator import EmulatedWorkspace, Emulator, EmulatorOptions, Endpoints
+from sentinel_bridge_emulator.standalone import bridge_config_toml
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -19,9 +19,9 @@ import anyio
 
 from sentinel_bridge.app import open_bridge
 from sentinel_bridge.config import load_settings
-from sentinel_bridge.emulator.standalone import bridge_config_toml
 from sentinel_bridge.model import alert_id_for
 from sentinel_bridge.observability import configure_logging
+from sentinel_bridge_emulator.standalone import bridge_config_toml
 
 from .common import Row, new_emulator, table
 

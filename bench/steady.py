@@ -7,9 +7,9 @@ import random
 import statistics
 import time
 
-from sentinel_bridge.emulator import EmulatedWorkspace, Emulator
-from sentinel_bridge.emulator.audit import audit
 from sentinel_bridge.model import alert_id_for
+from sentinel_bridge_emulator import EmulatedWorkspace, Emulator
+from sentinel_bridge_emulator.audit import audit
 
 from .common import Row, cpu_seconds, memory_kib, new_emulator, rig, stop, wait_until
 

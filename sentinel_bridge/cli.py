@@ -1,4 +1,6 @@
-"""Command line: run, check-config, migrate, status, emulator, demo.
+"""Command line: run, check-config, migrate, status, changes; plus the commands that other
+installed packages add through the `sentinel_bridge.commands` entry point group (`emulator`
+and `demo`, from sentinel_bridge_emulator with the `emulator` extra).
 
 Exit codes: 0 success, 1 something failed at run time (including a store that did not answer
 at start), 2 invalid configuration or usage (including a server certificate that does not
@@ -12,7 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from importlib.metadata import entry_points
+from typing import Any, Protocol
 
 import anyio
 
@@ -23,6 +26,34 @@ from .observability import configure_logging
 from .wiring import token_provider
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+COMMANDS_GROUP = "sentinel_bridge.commands"
+NEEDS_EMULATOR = (
+    "sentinel-bridge {name} needs the emulator: pip install 'sentinel-bridge[emulator]'"
+)
+
+
+class PluginCommand(Protocol):
+    """What an entry point of COMMANDS_GROUP loads: its help line, its arguments, its run."""
+
+    help: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def plugin_commands() -> dict[str, PluginCommand | None]:
+    """The installed packages' commands by name; None: listed, but it could not be loaded
+    (its package or the extra it needs is not installed, as in the container image)."""
+    found: dict[str, PluginCommand | None] = {}
+    for point in entry_points(group=COMMANDS_GROUP):
+        if point.name in _HANDLERS or point.name in found:
+            continue  # the bridge's own commands cannot be replaced
+        try:
+            found[point.name] = point.load()
+        except ImportError:
+            found[point.name] = None
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,19 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_changes_parser(commands, common)
     status = commands.add_parser("status", parents=[common], help="per-tenant state from the store")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    emulator = commands.add_parser("emulator", parents=[common], help="run the local emulator")
-    emulator.add_argument("--tenants", type=int, default=3)
-    emulator.add_argument("--state-dir", default="emulator-state")
-    demo = commands.add_parser("demo", parents=[common], help="emulator + bridge, live")
-    demo.add_argument("--tenants", type=int, default=3)
-    demo.add_argument("--duration", type=float, default=30.0, help="seconds; 0 runs until Ctrl-C")
-    demo.add_argument("--state-dir", default="demo-state")
+    for name, plugin in plugin_commands().items():
+        if plugin is None:
+            hint = NEEDS_EMULATOR.format(name=name)
+            missing = commands.add_parser(
+                name, help="needs pip install 'sentinel-bridge[emulator]'", description=hint
+            )
+            # Whatever the arguments, running it says what to install.
+            missing.set_defaults(handler=partial(_not_installed, hint), accepts_any=True)
+            continue
+        command = commands.add_parser(name, parents=[common], help=plugin.help)
+        plugin.add_arguments(command)
+        command.set_defaults(handler=plugin.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler = _HANDLERS[args.command]
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_any", False):
+        parser.parse_args(argv)  # reports the unknown arguments and exits 2
+    handler = getattr(args, "handler", None) or _HANDLERS[args.command]
     try:
         return int(handler(args))
     except ConfigError as exc:
@@ -137,18 +176,9 @@ def _changes(args: argparse.Namespace) -> int:
     return run(args, _settings(args))
 
 
-def _emulator(args: argparse.Namespace) -> int:
-    from .emulator.standalone import run_standalone
-
-    configure_logging(args.log_format or "console", args.log_level or "info")
-    return run_standalone(tenants=args.tenants, state_dir=args.state_dir)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    configure_logging(args.log_format or "console", args.log_level or "warning")
-    return anyio.run(run_demo, args.tenants, args.duration, args.state_dir)
+def _not_installed(hint: str, _: argparse.Namespace) -> int:
+    print(hint, file=sys.stderr)
+    return EXIT_CONFIG
 
 
 _HANDLERS: dict[str, Any] = {
@@ -157,8 +187,6 @@ _HANDLERS: dict[str, Any] = {
     "migrate": _migrate,
     "changes": _changes,
     "status": _status,
-    "emulator": _emulator,
-    "demo": _demo,
 }
 
 

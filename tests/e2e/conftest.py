@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from sentinel_bridge.emulator import EmulatedWorkspace, Emulator, EmulatorOptions, Endpoints
-from sentinel_bridge.emulator.audit import audit
+from sentinel_bridge_emulator import EmulatedWorkspace, Emulator, EmulatorOptions, Endpoints
+from sentinel_bridge_emulator.audit import audit
 
 CLIENT_SECRET = "e2e-client-secret-" + uuid.uuid4().hex
 QUEUE_TOKEN = "e2e-queue-token-" + uuid.uuid4().hex

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sentinel_bridge.demo_view import TenantLine, progress, render
+from sentinel_bridge_emulator.demo.view import TenantLine, progress, render
 
 pytestmark = pytest.mark.e2e
 

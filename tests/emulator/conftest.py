@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sentinel_bridge.emulator import EmulatedWorkspace, Emulator, EmulatorOptions, Endpoints
+from sentinel_bridge_emulator import EmulatedWorkspace, Emulator, EmulatorOptions, Endpoints
 
 CLIENT_ID = "5f0c3a2e-8d1b-4c6e-9a7f-2b3c4d5e6f70"
 SECRET = "emulator-test-secret"

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from sentinel_bridge.emulator import Emulator, Endpoints
+from sentinel_bridge_emulator import Emulator, Endpoints
 
 from .conftest import TENANT_B, WS_A, WS_B, Arm, get_token, make_emulator, serve_with_arm
 

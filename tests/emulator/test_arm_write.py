@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sentinel_bridge.emulator import Emulator
-from sentinel_bridge.emulator.timefmt import parse_ts
+from sentinel_bridge_emulator import Emulator
+from sentinel_bridge_emulator.timefmt import parse_ts
 
 from .conftest import WS_A, Arm
 

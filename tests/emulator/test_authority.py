@@ -8,7 +8,7 @@ import httpx
 import msal
 import requests
 
-from sentinel_bridge.emulator import EmulatedWorkspace, Emulator, Endpoints
+from sentinel_bridge_emulator import EmulatedWorkspace, Emulator, Endpoints
 
 from .conftest import CLIENT_ID, SECRET, TENANT_A, TENANT_B, WS_A, WS_B, get_token
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from sentinel_bridge.config import load_settings
-from sentinel_bridge.emulator import Emulator, Endpoints
+from sentinel_bridge_emulator import Emulator, Endpoints
 
 from .conftest import WS_A, make_emulator
 
@@ -54,7 +54,7 @@ def test_serve_in_thread_serves_sync_callers() -> None:
 def test_standalone_writes_config_and_stops_on_sigterm(tmp_path: Path) -> None:
     """The standalone process writes a loadable config, hides secrets, exits 0 on SIGTERM."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sentinel_bridge.emulator", "--tenants", "2",
+        [sys.executable, "-m", "sentinel_bridge_emulator", "--tenants", "2",
          "--incidents", "2", "--state-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

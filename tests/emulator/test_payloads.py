@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sentinel_bridge.emulator import Emulator
-from sentinel_bridge.emulator.examples import example_body
-from sentinel_bridge.emulator.timefmt import parse_ts
+from sentinel_bridge_emulator import Emulator
+from sentinel_bridge_emulator.examples import example_body
+from sentinel_bridge_emulator.timefmt import parse_ts
 
 from .conftest import WS_A, Arm
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sentinel_bridge.emulator import Emulator, Endpoints
+from sentinel_bridge_emulator import Emulator, Endpoints
 
 from .conftest import QUEUE_TOKEN
 

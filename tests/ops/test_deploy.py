@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -96,26 +98,61 @@ workspace_name = "law-contoso"
     )
 
 
+def docker_context(destination: Path) -> Path:
+    """What the Dockerfile copies into its build stage, and nothing else: no emulator."""
+    copied = re.findall(r"^COPY (?!--)(.+) \S+$", (ROOT / "Dockerfile").read_text(), re.M)
+    names = [name for line in copied for name in line.split()]
+    assert names == ["pyproject.toml", "README.md", "sentinel_bridge", "migrations"]
+    destination.mkdir()
+    for name in names:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(source, destination / name)
+    return destination
+
+
 @pytest.mark.packaging
 def test_the_wheel_installs_into_a_fresh_environment_and_runs(tmp_path: Path) -> None:
-    """The image's install steps: build the wheel, install it alone, run --help and check-config."""
+    """The image's install steps: build the wheel from what the image copies, install it alone,
+    run --help and check-config; the emulator and its libraries are not there, and `demo`
+    says how to get them."""
+    source = docker_context(tmp_path / "src")
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     pip = env_dir / "bin" / "pip"
     [wheel] = wheels.glob("sentinel_bridge-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert not [name for name in archive.namelist() if "emulator" in name.split("/")[0]]
     subprocess.run([pip, "install", "-q", wheel], check=True, capture_output=True, timeout=600)
     cli = env_dir / "bin" / "sentinel-bridge"
-    assert subprocess.run([cli, "--help"], capture_output=True, timeout=60).returncode == 0
+    # From a directory of its own: the checkout's packages must not be importable.
+    outside = {"cwd": tmp_path, "capture_output": True, "text": True, "timeout": 60}
+    helped = subprocess.run([cli, "--help"], **outside)
+    assert helped.returncode == 0 and "demo" in helped.stdout, helped.stderr
     config = tmp_path / "etc" / "config.toml"
     config.parent.mkdir()
     write_sample_config(config, tmp_path / "state")
-    checked = subprocess.run(
-        [cli, "check-config", "--config", str(config)], capture_output=True, text=True, timeout=60
-    )
+    checked = subprocess.run([cli, "check-config", "--config", str(config)], **outside)
     assert checked.returncode == 0, checked.stderr
     assert "configuration OK: 1 tenant(s)" in checked.stdout
+    python = env_dir / "bin" / "python"
+    absent = subprocess.run(
+        [python, "-c", "import importlib.util as u; print([m for m in "
+         "('sentinel_bridge_emulator', 'starlette', 'uvicorn', 'trustme') if u.find_spec(m)])"],
+        check=True, **outside,
+    )  # fmt: skip
+    assert absent.stdout.strip() == "[]"
+    demo = subprocess.run([cli, "demo", "--duration", "6"], **outside)
+    assert demo.returncode == 2
+    assert demo.stderr == (
+        "sentinel-bridge demo needs the emulator: pip install 'sentinel-bridge[emulator]'\n"
+    )

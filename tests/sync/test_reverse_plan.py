@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentinel_bridge.emulator.rules import writable_properties
 from sentinel_bridge.model import Change
 from sentinel_bridge.sync.reverse_plan import (
     CLASSIFICATIONS,
@@ -22,6 +21,7 @@ from sentinel_bridge.sync.reverse_plan import (
     parse_change,
     status_properties,
 )
+from sentinel_bridge_emulator.rules import writable_properties
 from tests.factories import incident
 
 ANY_TEXT = st.text(max_size=20)

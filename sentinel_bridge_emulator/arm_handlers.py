@@ -13,10 +13,10 @@ from urllib.parse import quote, urlencode
 
 from starlette.responses import Response
 
-from ..model import JsonObject
 from .arm import Call, Handler
 from .http_common import json_body, json_response
 from .incidents_store import Record
+from .json_types import JsonObject
 from .mutations import delete_comment, put_comment, put_incident
 from .odata import ListQuery, ODataError, encode_skip_token, parse_list_query
 from .payloads import entities_response

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..model import JsonObject
+from .json_types import JsonObject
 from .payloads import CLASSIFICATION_KEYS, labels, owner
 
 SEVERITIES = frozenset({"High", "Medium", "Low", "Informational"})

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..model import JsonObject
 from .faults import Faults
 from .incidents_store import Damage, Record, WorkspaceIncidents
+from .json_types import JsonObject
 from .mutations import delete_comment, new_record, put_comment, stamp
 from .options import EmulatedWorkspace, EmulatorOptions
 from .payloads import CLASSIFICATION_KEYS, make_account_entity, make_alerts

@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..model import JsonObject
 from .credentials import (
     ASSERTION_TYPE,
     RegisteredCertificate,
@@ -29,6 +28,7 @@ from .credentials import (
 )
 from .faults import Faults
 from .http_common import fault_response, json_response
+from .json_types import JsonObject
 from .options import EmulatorOptions
 from .stats import Counters
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .core import Emulator, Endpoints
-from .demo import add_random_incident, seed_demo
 from .options import EmulatedWorkspace, EmulatorOptions
+from .seed import add_random_incident, seed_demo
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..model import JsonObject
 from .faults import Faults, error_body
+from .json_types import JsonObject
 from .options import EmulatorOptions
 from .timefmt import format_ts, parse_ts, utcnow
 

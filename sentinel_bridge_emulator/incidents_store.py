@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..model import JsonObject
+from .json_types import JsonObject
 from .odata import CREATED, Bound, ListQuery
 from .options import EmulatedWorkspace
 from .payloads import incident_resource

@@ -10,7 +10,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from ..model import JsonObject
+from .json_types import JsonObject
 
 
 def example_names() -> list[str]:

@@ -8,8 +8,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from .emulator import Emulator
-from .model import alert_id_for
+from sentinel_bridge.model import alert_id_for
+
+from .. import Emulator
 
 _COMMENTS = [
     "Checked the sign-in logs: the user confirmed the travel. 👍",

@@ -1,4 +1,5 @@
-"""Believable demo data: a few customer tenants with a handful of incidents each."""
+"""Believable demo data: a few customer tenants with a handful of incidents each (what
+`sentinel-bridge emulator` starts with)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import random
 import uuid
 from datetime import timedelta
 
-from ..model import JsonObject
 from .core import Emulator
+from .json_types import JsonObject
 from .options import EmulatedWorkspace
 from .timefmt import utcnow
 

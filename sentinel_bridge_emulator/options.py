@@ -7,8 +7,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..model import Workspace
-
 
 def _new_guid() -> str:
     return str(uuid.uuid4())
@@ -62,18 +60,15 @@ class EmulatedWorkspace:
 
     @property
     def key(self) -> str:
-        """The store key the bridge uses for this workspace (model.Workspace.key)."""
-        return self.to_model().key
+        """How the emulator files this workspace: subscription/group/name, lower-cased, as
+        ARM resource names are case-insensitive (the bridge's store key has the same form)."""
+        return f"{self.subscription_id}/{self.resource_group}/{self.workspace_name}".lower()
 
     @property
     def incidents_path(self) -> str:
-        return self.to_model().incidents_path
-
-    def to_model(self) -> Workspace:
-        return Workspace(
-            tenant=self.label,
-            tenant_id=self.tenant_id,
-            subscription_id=self.subscription_id,
-            resource_group=self.resource_group,
-            workspace_name=self.workspace_name,
+        """ARM path of the workspace's incidents collection (without host and api-version)."""
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            "/providers/Microsoft.OperationalInsights/workspaces/"
+            f"{self.workspace_name}/providers/Microsoft.SecurityInsights/incidents"
         )

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..model import JsonObject
+from .json_types import JsonObject
 from .options import EmulatedWorkspace
 from .timefmt import format_ts
 

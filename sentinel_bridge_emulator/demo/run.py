@@ -21,13 +21,14 @@ from typing import Any
 
 import anyio
 
-from .app import run_forever
-from .config import Settings
-from .demo_analysts import Analysts
-from .demo_view import Screen, progress, render, tenant_line
-from .emulator import EmulatedWorkspace, Emulator, EmulatorOptions
-from .emulator.audit import audit
-from .status import StoreMissing, collect
+from sentinel_bridge.app import run_forever
+from sentinel_bridge.config import Settings
+from sentinel_bridge.status import StoreMissing, collect
+
+from .. import EmulatedWorkspace, Emulator, EmulatorOptions
+from ..audit import audit
+from .analysts import Analysts
+from .view import Screen, progress, render, tenant_line
 
 _TITLES = [
     "Suspicious sign-in from an unfamiliar location",

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..model import JsonObject
 from .incidents_store import Damage, Record, WorkspaceIncidents
+from .json_types import JsonObject
 from .payloads import additional_data, base_properties, comment_resource, new_etag
 from .rules import Rejected, replace_properties
 from .timefmt import format_ts

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from ..model import JsonObject
+from .json_types import JsonObject
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,0 @@
-"""`python -m sentinel_bridge.emulator`: the same as `sentinel-bridge emulator`."""
-
-from .standalone import run_standalone
-
-raise SystemExit(run_standalone())
