@@ -7,7 +7,7 @@ import random
 import statistics
 import time
 
-from sentinel_bridge.model import alert_id_for
+from sentinel_bridge.core.model import alert_id_for
 from sentinel_bridge_emulator import EmulatedWorkspace, Emulator
 from sentinel_bridge_emulator.audit import audit
 

@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 
 ENV_PREFIX = "SENTINEL_BRIDGE_"
 CONFIG_ENV = "SENTINEL_BRIDGE_CONFIG"

@@ -15,7 +15,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sentinel_bridge.observability import configure_logging
+from sentinel_bridge.ops.logs import configure_logging
 
 # Import names of the `emulator` extra's distributions.
 EXTRA_MODULES = ("starlette", "uvicorn", "trustme", "jwt", "cryptography")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sentinel_bridge.model import Incident, Owner, Workspace
+from sentinel_bridge.core.model import Incident, Owner, Workspace
 
 WORKSPACE = Workspace(
     tenant="contoso",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sentinel_bridge import cli
+from sentinel_bridge.cli import entry as cli
 
 GROUP = "sentinel_bridge.commands"
 HINT = "sentinel-bridge demo needs the emulator: pip install 'sentinel-bridge[emulator]'"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sentinel_bridge.cli import main
+from sentinel_bridge.cli.entry import main
 from sentinel_bridge.config import CLOUDS, load_settings
-from sentinel_bridge.errors import ConfigError
+from sentinel_bridge.core.errors import ConfigError
 
 SECRET = "very-distinctive-secret-value-42"
 

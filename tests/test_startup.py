@@ -10,8 +10,8 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from sentinel_bridge.errors import StartupStopped, StoreUnreachableError
-from sentinel_bridge.startup import (
+from sentinel_bridge.core.errors import StartupStopped, StoreUnreachableError
+from sentinel_bridge.runtime.startup import (
     Backoff,
     StoreTarget,
     StoreWait,

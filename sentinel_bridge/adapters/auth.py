@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from ..config import AzureSettings
-from ..errors import AuthError
+from ..core.errors import AuthError
 from .http_client import tls_verification_error
 
 # Authorities MSAL can validate through instance discovery; for any other host (a sovereign

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..errors import TlsVerificationError
+from ..core.errors import TlsVerificationError
 
 # Keep every connection the concurrency can use alive: with httpx's default of 20 idle
 # connections, concurrent enrichment closed and re-opened TLS connections all the time, and

@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import PayloadError, TlsVerificationError
-from ..model import JsonObject
-from ..ports import ChangesPage, PutOutcome, PutResult, Refused, RetryLater
+from ..core.errors import PayloadError, TlsVerificationError
+from ..core.model import JsonObject
+from ..core.ports import ChangesPage, PutOutcome, PutResult, Refused, RetryLater
 from .http_client import tls_verification_error
 from .retry_after import parse_retry_after
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..model import Details, Enrichment, LedgerEntry
+from ..core.model import Details, Enrichment, LedgerEntry
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,9 @@ from datetime import datetime
 import anyio
 import structlog
 
-from ..errors import NotFoundError
-from ..model import AlertTarget, JsonObject, ParkedItem, Workspace, WrittenItem
-from ..ports import (
+from ..core.errors import NotFoundError
+from ..core.model import AlertTarget, JsonObject, ParkedItem, Workspace, WrittenItem
+from ..core.ports import (
     ChangeFeed,
     IncidentTarget,
     PutOutcome,

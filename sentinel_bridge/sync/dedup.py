@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
 
-from ..model import Incident, LedgerEntry
+from ..core.model import Incident, LedgerEntry
 from .budget import enrichment_due
 
 # Fields that change on every modification without changing what an analyst sees. Leaving

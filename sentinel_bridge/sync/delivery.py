@@ -20,9 +20,19 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import structlog
 
-from ..errors import TlsVerificationError
-from ..model import OutboxItem
-from ..ports import CentralQueue, ClaimedItem, PutOutcome, PutResult, Refused, RetryLater, Store
+from ..core.errors import TlsVerificationError
+from ..core.model import OutboxItem
+from ..core.ports import (
+    CentralQueue,
+    ClaimedItem,
+    NoTelemetry,
+    PutOutcome,
+    PutResult,
+    Refused,
+    RetryLater,
+    Store,
+    Telemetry,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -64,9 +74,9 @@ class Delivery:
         store: Store,
         options: DeliveryOptions,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        on_outcome: Callable[[OutboxItem, str], None] = lambda item, outcome: None,
+        telemetry: Telemetry | None = None,
     ) -> None:
-        self._on_outcome = on_outcome  # delivered / failed / parked, for metrics
+        self._telemetry = telemetry or NoTelemetry()
         self._queue = queue
         self._store = store
         self._options = options
@@ -153,7 +163,7 @@ class Delivery:
     def _taken(self, item: OutboxItem, outcome: PutOutcome, report: DeliveryReport) -> None:
         context = _context(item)
         report.delivered += 1
-        self._on_outcome(item, "delivered")
+        self._telemetry.delivery(item.tenant, "delivered")
         log.debug("alert delivered", **context, outcome=outcome.value)
         if outcome is PutOutcome.STALE:
             log.info("queue holds a newer revision", **context)
@@ -165,7 +175,7 @@ class Delivery:
         with anyio.CancelScope(shield=True):
             await self._store.park_outbox(item, reason)
         report.parked += 1
-        self._on_outcome(item, "parked")
+        self._telemetry.delivery(item.tenant, "parked")
         log.error("alert parked", **_context(item), reason=reason)
 
     async def _retry_later(
@@ -180,7 +190,7 @@ class Delivery:
         with anyio.CancelScope(shield=True):
             await self._store.mark_failed(item, result.reason, retry_at)
         report.failed += 1
-        self._on_outcome(item, "failed")
+        self._telemetry.delivery(item.tenant, "failed")
         fields = {**_context(item), "attempts": item.attempts + 1, "retry_in_s": round(delay, 1)}
         if untrusted is not None:
             # Error, not warning: no retry heals this until someone fixes a certificate.

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import structlog
 
-from ..errors import NotFoundError
-from ..model import (
+from ..core.errors import NotFoundError
+from ..core.model import (
     Details,
     Incident,
     LedgerEntry,
@@ -33,7 +33,7 @@ from ..model import (
     Unparsable,
     Workspace,
 )
-from ..ports import IncidentSource, ListingEnd, Store
+from ..core.ports import IncidentSource, ListingEnd, Store
 from .budget import INCOMPLETE, Budget, after_enrichment
 from .dedup import Verdict, decide_all, fingerprint
 from .mapping import to_alert, unmappable_alert

@@ -11,7 +11,7 @@ import json
 import re
 from datetime import UTC, datetime
 
-from ..model import Details, Incident, JsonObject, Owner, Workspace
+from ..core.model import Details, Incident, JsonObject, Owner, Workspace
 
 # A defaulted field's raw value travels with the alert so that an analyst can see what came;
 # a huge one is cut so that one odd field cannot make the whole alert too big to deliver.

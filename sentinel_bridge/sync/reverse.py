@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 import anyio
 import structlog
 
-from ..model import AlertTarget, Change, JournalEntry, JsonObject, Workspace, WrittenItem
-from ..ports import ChangeFeed, ChangesPage, IncidentTarget, RetryLater, ReverseStore
+from ..core.model import AlertTarget, Change, JournalEntry, JsonObject, Workspace, WrittenItem
+from ..core.ports import ChangeFeed, ChangesPage, IncidentTarget, RetryLater, ReverseStore
 from .budget import Budget
 from .comments import CommentMirror
 from .reverse_apply import Applier, ApplyOptions, Outcome, Result

@@ -17,7 +17,7 @@ from enum import Enum
 
 import structlog
 
-from ..errors import (
+from ..core.errors import (
     AccessDeniedError,
     AuthError,
     ConflictError,
@@ -28,8 +28,8 @@ from ..errors import (
     ThrottledError,
     UnreachableError,
 )
-from ..model import AlertTarget, Change, Incident, JsonObject, Workspace, WrittenItem
-from ..ports import IncidentTarget
+from ..core.model import AlertTarget, Change, Incident, JsonObject, Workspace, WrittenItem
+from ..core.ports import IncidentTarget
 from .comment_text import join_parts, sentinel_comment_ids, split_comment
 from .reverse_plan import PlanError, merged_body, owner_properties, status_properties
 

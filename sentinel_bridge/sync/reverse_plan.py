@@ -14,7 +14,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from ..model import Change, Incident, JsonObject
+from ..core.model import Change, Incident, JsonObject
 
 STATUSES = {"new": "New", "active": "Active", "closed": "Closed"}
 CLASSIFICATIONS = {

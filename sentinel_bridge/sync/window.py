@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..model import Window
+from ..core.model import Window
 
 
 def plan_window(

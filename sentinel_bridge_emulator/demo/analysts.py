@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentinel_bridge.model import alert_id_for
+from sentinel_bridge.core.model import alert_id_for
 
 from .. import Emulator
 

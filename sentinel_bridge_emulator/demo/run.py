@@ -21,9 +21,9 @@ from typing import Any
 
 import anyio
 
-from sentinel_bridge.app import run_forever
+from sentinel_bridge.cli.status import StoreMissing, collect
 from sentinel_bridge.config import Settings
-from sentinel_bridge.status import StoreMissing, collect
+from sentinel_bridge.runtime.app import run_forever
 
 from .. import EmulatedWorkspace, Emulator, EmulatorOptions
 from ..audit import audit

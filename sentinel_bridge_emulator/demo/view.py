@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sentinel_bridge.model import alert_id_for
-from sentinel_bridge.status import StatusRow
+from sentinel_bridge.cli.status import StatusRow
+from sentinel_bridge.core.model import alert_id_for
 
 _CLEAR = "\x1b[H\x1b[J"
 _HEADER = ("tenant", "incidents", "delivered", "mirrored", "lag", "last error")

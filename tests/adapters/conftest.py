@@ -13,7 +13,7 @@ import trustme
 
 from sentinel_bridge.adapters.sentinel import SentinelClient
 
-from .helpers import FakeTokens, InstantClock, make_client
+from .helpers import FakeTokens, InstantClock, RecordingTelemetry, make_client
 
 
 @pytest.fixture
@@ -27,8 +27,15 @@ def tokens() -> FakeTokens:
 
 
 @pytest.fixture
-async def client(clock: InstantClock, tokens: FakeTokens) -> AsyncIterator[SentinelClient]:
-    async with make_client(clock.clock(), tokens) as sentinel:
+def telemetry() -> RecordingTelemetry:
+    return RecordingTelemetry()
+
+
+@pytest.fixture
+async def client(
+    clock: InstantClock, tokens: FakeTokens, telemetry: RecordingTelemetry
+) -> AsyncIterator[SentinelClient]:
+    async with make_client(clock.clock(), tokens, telemetry=telemetry) as sentinel:
         yield sentinel
 
 

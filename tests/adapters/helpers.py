@@ -12,7 +12,7 @@ from typing import Any
 
 from sentinel_bridge.adapters.auth import TokenProvider
 from sentinel_bridge.adapters.sentinel import Clock, RetryPolicy, SentinelClient
-from sentinel_bridge.model import Workspace
+from sentinel_bridge.core.model import Workspace
 
 ARM = "https://management.azure.com"
 API_VERSION = "2025-09-01"
@@ -175,3 +175,25 @@ def make_client(
     }
     settings.update(overrides)
     return SentinelClient(**settings)
+
+
+class RecordingTelemetry:
+    """Telemetry that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int | str]] = []
+        self.token_failures: list[str] = []
+
+    def remote_call(self, tenant: str, kind: str, status: int | str, seconds: float) -> None:
+        self.calls.append((tenant, kind, status))
+
+    def token_failed(self, tenant: str) -> None:
+        self.token_failures.append(tenant)
+
+    def tick_finished(
+        self, tenant: str, ok: bool, fetched: int = 0, enqueued: int = 0, parked: int = 0
+    ) -> None:
+        pass
+
+    def delivery(self, tenant: str, outcome: str) -> None:
+        pass

@@ -24,7 +24,7 @@ from sentinel_bridge.adapters.auth import (
     credential_from_settings,
 )
 from sentinel_bridge.config import AzureSettings
-from sentinel_bridge.errors import AuthError
+from sentinel_bridge.core.errors import AuthError
 from sentinel_bridge_emulator import Emulator, EmulatorOptions, Endpoints
 
 from .helpers import FakeApp, FakeMsal, FakeTokens

@@ -10,8 +10,8 @@ import respx
 
 from sentinel_bridge.adapters.http_client import build_http_client
 from sentinel_bridge.adapters.queue_http import HttpQueue
-from sentinel_bridge.errors import RetriableError, TlsVerificationError
-from sentinel_bridge.ports import PutOutcome, Refused, RetryLater
+from sentinel_bridge.core.errors import RetriableError, TlsVerificationError
+from sentinel_bridge.core.ports import PutOutcome, Refused, RetryLater
 
 BASE = "https://soar.example.net/central-queue"
 ALERT = "0b8f9a52-3c1e-5f57-9d0e-3b8f2f1c5a10"

@@ -14,9 +14,9 @@ from structlog.testing import capture_logs
 from sentinel_bridge.adapters.sentinel import SentinelClient, parse_incident
 from sentinel_bridge.adapters.sentinel.paging import same_origin
 from sentinel_bridge.config import AzureSettings, SyncSettings
-from sentinel_bridge.errors import NotFoundError, UnsafeLinkError
-from sentinel_bridge.model import Page
-from sentinel_bridge.ports import IncidentSource, ListingEnd
+from sentinel_bridge.core.errors import NotFoundError, UnsafeLinkError
+from sentinel_bridge.core.model import Page
+from sentinel_bridge.core.ports import IncidentSource, ListingEnd
 
 from .helpers import (
     API_VERSION,

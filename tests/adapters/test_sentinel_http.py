@@ -14,11 +14,10 @@ import respx
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from sentinel_bridge import metrics
 from sentinel_bridge.adapters.auth import MsalTokenProvider
 from sentinel_bridge.adapters.http_client import build_http_client
 from sentinel_bridge.adapters.sentinel import SentinelClient, parse_incident
-from sentinel_bridge.errors import (
+from sentinel_bridge.core.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
@@ -39,6 +38,7 @@ from .helpers import (
     FakeMsal,
     FakeTokens,
     InstantClock,
+    RecordingTelemetry,
     ScaledClock,
     example,
     make_client,
@@ -291,13 +291,6 @@ async def test_failure_logs_code_method_and_path_but_never_the_token(
     assert "token-for" not in repr(logs) and "api-version" not in repr(logs)
 
 
-def token_failures(tenant: str) -> float:
-    value = metrics.REGISTRY.get_sample_value(
-        "sentinel_bridge_token_failures_total", {"tenant": tenant}
-    )
-    return value or 0.0
-
-
 def refused(code: str = "ExpiredAuthenticationToken") -> httpx.Response:
     return arm_error(401, code, "The access token has expired.", **{"WWW-Authenticate": "Bearer"})
 
@@ -326,10 +319,13 @@ async def test_401_drops_the_token_and_retries_at_once_with_a_new_one(
 
 
 async def test_second_401_is_an_auth_error_of_that_tenant_after_two_requests(
-    client: SentinelClient, arm: respx.MockRouter, tokens: FakeTokens, clock: InstantClock
+    client: SentinelClient,
+    arm: respx.MockRouter,
+    tokens: FakeTokens,
+    clock: InstantClock,
+    telemetry: RecordingTelemetry,
 ) -> None:
     """401, 401: AuthError naming the tenant, status and ARM code; no token; 2 requests."""
-    before = token_failures(WS.tenant)
     route = arm.get(INCIDENT_URL).mock(
         side_effect=[refused(), refused("InvalidAuthenticationToken"), ok()]
     )
@@ -341,7 +337,8 @@ async def test_second_401_is_an_auth_error_of_that_tenant_after_two_requests(
     assert "token-for" not in text and "token-for" not in repr(logs)
     assert route.call_count == 2 and clock.sleeps == []
     assert len(tokens.invalidated) == 1
-    assert token_failures(WS.tenant) == before + 1
+    assert telemetry.token_failures == [WS.tenant]
+    assert [status for _, _, status in telemetry.calls] == [401, 401]
 
 
 async def test_401_does_not_use_up_a_retry(

@@ -15,8 +15,8 @@ from sentinel_bridge.adapters.sentinel import (
     parse_incident,
     parse_page,
 )
-from sentinel_bridge.errors import PayloadError
-from sentinel_bridge.model import Owner
+from sentinel_bridge.core.errors import PayloadError
+from sentinel_bridge.core.model import Owner
 
 from .helpers import FIXTURES, INCIDENT_NAME, UPSTREAM_EXAMPLES, WS, example, incident_payload
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sentinel_bridge.model import alert_id_for
+from sentinel_bridge.core.model import alert_id_for
 
 from .conftest import CLIENT_SECRET, BridgeEnv
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sentinel_bridge.model import alert_id_for
+from sentinel_bridge.core.model import alert_id_for
 
 from .conftest import BridgeEnv, bridge_command, stop
 

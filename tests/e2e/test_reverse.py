@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sentinel_bridge.model import alert_id_for
+from sentinel_bridge.core.model import alert_id_for
 from sentinel_bridge.sync.comment_text import join_parts
 
 from .conftest import BridgeEnv, bridge_command

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sentinel_bridge.model import alert_id_for
+from sentinel_bridge.core.model import alert_id_for
 
 from .conftest import CLIENT_SECRET, QUEUE_TOKEN, BridgeEnv
 

@@ -10,11 +10,14 @@ import anyio
 import httpx
 import pytest
 
-from sentinel_bridge import metrics
-from sentinel_bridge.health import TickHealth, record_tick
-from sentinel_bridge.ops_http import OpsEndpoint, OpsSwitch, serve, split_listen
-from sentinel_bridge.ports import WorkspaceState
+from sentinel_bridge.core.ports import WorkspaceState
+from sentinel_bridge.ops import metrics
+from sentinel_bridge.ops.health import TickHealth, record_tick
+from sentinel_bridge.ops.listener import OpsEndpoint, OpsSwitch, serve, split_listen
+from sentinel_bridge.ops.metrics import PrometheusTelemetry
 from sentinel_bridge.sync.forward import TickReport
+
+TELEMETRY = PrometheusTelemetry()
 
 
 class FakeStore:
@@ -69,10 +72,10 @@ async def test_readyz_names_tenants_without_a_recent_successful_tick() -> None:
     endpoint = endpoint_with(FakeStore(), clock, ["alpha", "beta"])
     async with listening(endpoint) as client:
         before = await client.get("/readyz")
-        record_tick(endpoint.health, "alpha", TickReport(fetched=1))
-        record_tick(endpoint.health, "beta", None)
+        record_tick(endpoint.health, "alpha", TickReport(fetched=1), TELEMETRY)
+        record_tick(endpoint.health, "beta", None, TELEMETRY)
         partial = await client.get("/readyz")
-        record_tick(endpoint.health, "beta", TickReport())
+        record_tick(endpoint.health, "beta", TickReport(), TELEMETRY)
         ready = await client.get("/readyz")
         clock.now += 31.0  # more than 3 poll intervals without a success
         late = await client.get("/readyz")
@@ -87,7 +90,7 @@ async def test_readyz_fails_when_the_store_is_unreachable() -> None:
     """A store that does not answer makes the bridge not ready, whatever the tenants did."""
     store = FakeStore()
     endpoint = endpoint_with(store, Clock(), ["alpha"])
-    record_tick(endpoint.health, "alpha", TickReport())
+    record_tick(endpoint.health, "alpha", TickReport(), TELEMETRY)
     store.up = False
     async with listening(endpoint) as client:
         response = await client.get("/readyz")
@@ -104,8 +107,8 @@ async def test_metrics_serve_counters_and_stored_state_in_prometheus_format() ->
         WorkspaceState("sub/rg/gone", now, now, None, now, 2, 0),  # no longer configured
     ]
     endpoint = endpoint_with(store, Clock(), ["alpha"])
-    record_tick(endpoint.health, "alpha", TickReport(fetched=7, enqueued=5, parked=1))
-    metrics.observe_arm("alpha", "reads", 429, 0.02)
+    record_tick(endpoint.health, "alpha", TickReport(fetched=7, enqueued=5, parked=1), TELEMETRY)
+    TELEMETRY.remote_call("alpha", "reads", 429, 0.02)
     metrics.CHANGES_APPLIED.labels(tenant="alpha").inc()
     async with listening(endpoint) as client:
         response = await client.get("/metrics")

@@ -10,13 +10,13 @@ from pathlib import Path
 import anyio
 from structlog.testing import capture_logs
 
-from sentinel_bridge.app import workspaces_of
 from sentinel_bridge.config import Settings, load_settings
-from sentinel_bridge.health import TickHealth
-from sentinel_bridge.model import Workspace
-from sentinel_bridge.reload import reload_settings
-from sentinel_bridge.supervisor import Daemon
-from sentinel_bridge.systemd_notify import Notifier
+from sentinel_bridge.core.model import Workspace
+from sentinel_bridge.ops.health import TickHealth
+from sentinel_bridge.runtime.app import workspaces_of
+from sentinel_bridge.runtime.reload import reload_settings
+from sentinel_bridge.runtime.supervisor import Daemon
+from sentinel_bridge.runtime.systemd_notify import Notifier
 
 CLIENT = str(uuid.uuid4())
 

@@ -12,8 +12,8 @@ import pytest
 import structlog
 
 from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
-from sentinel_bridge.cli import main
-from sentinel_bridge.model import OutboxItem, PageCommit, ParkedItem, Workspace
+from sentinel_bridge.cli.entry import main
+from sentinel_bridge.core.model import OutboxItem, PageCommit, ParkedItem, Workspace
 
 SUB = str(uuid.uuid4())
 

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from sentinel_bridge.app import run_forever
 from sentinel_bridge.config import Settings
-from sentinel_bridge.health import TickHealth
-from sentinel_bridge.model import Workspace
-from sentinel_bridge.supervisor import Daemon
-from sentinel_bridge.systemd_notify import Notifier
+from sentinel_bridge.core.model import Workspace
+from sentinel_bridge.ops.health import TickHealth
+from sentinel_bridge.runtime.app import run_forever
+from sentinel_bridge.runtime.supervisor import Daemon
+from sentinel_bridge.runtime.systemd_notify import Notifier
 
 
 @pytest.fixture

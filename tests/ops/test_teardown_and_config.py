@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sentinel_bridge.config import Settings, load_settings
-from sentinel_bridge.errors import ConfigError
+from sentinel_bridge.core.errors import ConfigError
 
 
 def test_a_stalled_teardown_still_ends_the_process_with_its_exit_code() -> None:
@@ -18,7 +18,7 @@ def test_a_stalled_teardown_still_ends_the_process_with_its_exit_code() -> None:
     script = textwrap.dedent(
         """
         import threading
-        from sentinel_bridge.teardown import exit_if_teardown_hangs
+        from sentinel_bridge.runtime.teardown import exit_if_teardown_hangs
         exit_if_teardown_hangs(3, seconds=0.2)
         threading.Event().wait()  # a teardown that never finishes
         """

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sentinel_bridge.adapters.store.sql_store import SqlStore
-from sentinel_bridge.model import LedgerEntry, OutboxItem, PageCommit, ParkedItem, alert_id_for
+from sentinel_bridge.core.model import LedgerEntry, OutboxItem, PageCommit, ParkedItem, alert_id_for
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 WS = "sub-1/rg-1/ws-1"

@@ -10,7 +10,7 @@ import sqlalchemy.exc
 from sentinel_bridge.adapters.store import writes
 from sentinel_bridge.adapters.store.sql_store import SqlStore
 from sentinel_bridge.adapters.store.tables import ledger, outbox, parked
-from sentinel_bridge.model import LedgerEntry
+from sentinel_bridge.core.model import LedgerEntry
 
 from .helpers import WS, arm_id, at, ledger_entry, page, parked_item, rows
 

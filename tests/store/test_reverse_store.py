@@ -11,7 +11,7 @@ from sentinel_bridge.adapters.store import writes
 from sentinel_bridge.adapters.store.reverse_store import ReverseSqlStore
 from sentinel_bridge.adapters.store.sql_store import SqlStore
 from sentinel_bridge.adapters.store.tables import comment_sweeps
-from sentinel_bridge.model import JournalEntry, ParkedItem, WrittenItem
+from sentinel_bridge.core.model import JournalEntry, ParkedItem, WrittenItem
 
 from .helpers import T0, WS, at, ledger_entry, page
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentinel_bridge.model import Details, LedgerEntry
+from sentinel_bridge.core.model import Details, LedgerEntry
 from sentinel_bridge.sync.budget import Budget, Followup, after_enrichment, enrichment_due
 from tests.factories import WORKSPACE, at
 

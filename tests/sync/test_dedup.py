@@ -9,7 +9,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentinel_bridge.model import LedgerEntry
+from sentinel_bridge.core.model import LedgerEntry
 from sentinel_bridge.sync.dedup import (
     Verdict,
     decide,

@@ -11,9 +11,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
-from sentinel_bridge.errors import TlsVerificationError
-from sentinel_bridge.model import JsonObject, OutboxItem, PageCommit
-from sentinel_bridge.ports import PutOutcome, PutResult, Refused, RetryLater
+from sentinel_bridge.core.errors import TlsVerificationError
+from sentinel_bridge.core.model import JsonObject, OutboxItem, PageCommit
+from sentinel_bridge.core.ports import PutOutcome, PutResult, Refused, RetryLater
 from sentinel_bridge.sync.delivery import Delivery, DeliveryOptions, retry_delay
 from tests.factories import WORKSPACE, at
 

@@ -11,9 +11,9 @@ import pytest
 
 from sentinel_bridge.adapters.sentinel import parse_incident
 from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
-from sentinel_bridge.errors import NotFoundError, TransientError
-from sentinel_bridge.model import Details, Incident, LedgerEntry, Page, Unparsable, Workspace
-from sentinel_bridge.ports import ListingEnd
+from sentinel_bridge.core.errors import NotFoundError, TransientError
+from sentinel_bridge.core.model import Details, Incident, LedgerEntry, Page, Unparsable, Workspace
+from sentinel_bridge.core.ports import ListingEnd
 from sentinel_bridge.sync import forward as forward_module
 from sentinel_bridge.sync.budget import Budget
 from sentinel_bridge.sync.forward import ForwardOptions, ForwardSync

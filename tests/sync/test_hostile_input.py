@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentinel_bridge.adapters.sentinel import parse_incident
-from sentinel_bridge.errors import PayloadError
-from sentinel_bridge.model import AlertTarget, Change, Details, Incident, JsonObject, Workspace
+from sentinel_bridge.core.errors import PayloadError
+from sentinel_bridge.core.model import AlertTarget, Change, Details, Incident, JsonObject, Workspace
 from sentinel_bridge.sync.dedup import decide, fingerprint
 from sentinel_bridge.sync.mapping import to_alert
 from sentinel_bridge.sync.reverse_apply import Applier, ApplyOptions, Outcome

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sentinel_bridge.adapters.sentinel import parse_incident
-from sentinel_bridge.model import Details, Owner, alert_id_for
+from sentinel_bridge.core.model import Details, Owner, alert_id_for
 from sentinel_bridge.sync.mapping import (
     RAW_VALUE_MAX_CHARS,
     iso_utc,

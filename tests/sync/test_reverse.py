@@ -14,8 +14,8 @@ import pytest
 
 from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
 from sentinel_bridge.adapters.store.reverse_store import ReverseSqlStore
-from sentinel_bridge.errors import AuthError, RejectedError, TransientError
-from sentinel_bridge.model import (
+from sentinel_bridge.core.errors import AuthError, RejectedError, TransientError
+from sentinel_bridge.core.model import (
     Incident,
     JsonObject,
     LedgerEntry,
@@ -23,7 +23,7 @@ from sentinel_bridge.model import (
     Workspace,
     alert_id_for,
 )
-from sentinel_bridge.ports import ChangesPage, PutOutcome, PutResult, Refused, RetryLater
+from sentinel_bridge.core.ports import ChangesPage, PutOutcome, PutResult, Refused, RetryLater
 from sentinel_bridge.sync.budget import Budget
 from sentinel_bridge.sync.reverse import ReverseOptions, ReverseSync
 from tests.factories import WORKSPACE, at, incident

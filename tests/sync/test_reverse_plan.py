@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentinel_bridge.model import Change
+from sentinel_bridge.core.model import Change
 from sentinel_bridge.sync.reverse_plan import (
     CLASSIFICATIONS,
     REASONS,

@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentinel_bridge.model import Window
+from sentinel_bridge.core.model import Window
 from sentinel_bridge.sync.window import (
     checkpoint_after_listing,
     checkpoint_after_page,

@@ -16,9 +16,9 @@ import httpx
 import structlog
 
 from ...config import AzureSettings, SyncSettings
-from ...errors import NotFoundError, PayloadError, UnsafeLinkError
-from ...model import Details, Incident, JsonObject, Workspace
-from ...ports import ListingEnd
+from ...core.errors import NotFoundError, PayloadError, UnsafeLinkError
+from ...core.model import Details, Incident, JsonObject, Workspace
+from ...core.ports import ListingEnd, Telemetry
 from ..auth import TokenProvider
 from ..http_client import build_http_client
 from .clock import Clock
@@ -48,6 +48,7 @@ class SentinelClient:
         max_pages: int = 100,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._arm = arm_endpoint.rstrip("/")
         self._api_version = api_version
@@ -61,7 +62,12 @@ class SentinelClient:
             else None
         )
         self._http = ArmHttp(
-            self._http_client, tokens, retry or RetryPolicy(), clock or Clock(), self._pools
+            self._http_client,
+            tokens,
+            retry or RetryPolicy(),
+            clock or Clock(),
+            self._pools,
+            telemetry,
         )
 
     @property
@@ -71,7 +77,11 @@ class SentinelClient:
 
     @classmethod
     def from_settings(
-        cls, azure: AzureSettings, sync: SyncSettings, tokens: TokenProvider
+        cls,
+        azure: AzureSettings,
+        sync: SyncSettings,
+        tokens: TokenProvider,
+        telemetry: Telemetry | None = None,
     ) -> SentinelClient:
         return cls(
             arm_endpoint=azure.resolved_arm_endpoint,
@@ -82,6 +92,7 @@ class SentinelClient:
             page_size=sync.page_size,
             max_pages=azure.max_pages_per_tick,
             retry=RetryPolicy(max_retries=azure.max_retries),
+            telemetry=telemetry,
         )
 
     async def aclose(self) -> None:

@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import structlog
 
-from ... import metrics
-from ...errors import (
+from ...core.errors import (
     AccessDeniedError,
     AuthError,
     ConflictError,
@@ -27,7 +26,8 @@ from ...errors import (
     TransientError,
     UnreachableError,
 )
-from ...model import JsonObject, Workspace
+from ...core.model import JsonObject, Workspace
+from ...core.ports import NoTelemetry, Telemetry
 from ..auth import BearerAuth, TokenProvider
 from ..http_client import tls_verification_error
 from ..retry_after import parse_retry_after
@@ -56,7 +56,9 @@ class ArmHttp:
         policy: RetryPolicy,
         clock: Clock,
         pools: SubscriptionPools | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry or NoTelemetry()
         self._client = client
         self._pools = pools  # when set, each subscription gets its own connection pool
         self._tokens = tokens
@@ -127,14 +129,16 @@ class ArmHttp:
             client = self._pools.client(workspace.subscription_id) if self._pools else self._client
             response = await client.request(method, url, json=body, auth=auth)
         except _NO_ANSWER as exc:
-            metrics.observe_arm(workspace.tenant, kind, "error", time.monotonic() - sent)
+            self._telemetry.remote_call(workspace.tenant, kind, "error", time.monotonic() - sent)
             return _no_answer(exc, method, url)
         except AuthError:
-            metrics.token_failed(workspace.tenant)
+            self._telemetry.token_failed(workspace.tenant)
             raise
         finally:
             gate.done()
-        metrics.observe_arm(workspace.tenant, kind, response.status_code, time.monotonic() - sent)
+        self._telemetry.remote_call(
+            workspace.tenant, kind, response.status_code, time.monotonic() - sent
+        )
         self.gates.observe(workspace.subscription_id, response.headers)
         if response.is_success or response.status_code == 401:
             return response
@@ -158,7 +162,7 @@ class ArmHttp:
                 workspace.tenant_id,
                 f"ARM refused a fresh token (401 {code or 'Unauthorized'}): {text}",
             )
-            metrics.token_failed(workspace.tenant)
+            self._telemetry.token_failed(workspace.tenant)
             log.warning("arm.request_failed", status=401, code=code, error=str(error))
             raise error
         await self._tokens.invalidate(workspace.tenant_id, token)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import httpx
 import structlog
 
-from ...model import JsonObject, Page
-from ...ports import ListingEnd
+from ...core.model import JsonObject, Page
+from ...core.ports import ListingEnd
 from .parse import parse_page
 
 logger = structlog.get_logger(__name__)

@@ -13,8 +13,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ...errors import PayloadError
-from ...model import Incident, JsonObject, Owner, Page, Unparsable
+from ...core.errors import PayloadError
+from ...core.model import Incident, JsonObject, Owner, Page, Unparsable
 
 # ARM writes up to 7 fractional digits (.NET ticks); Python keeps 6.
 _ARM_TIME = re.compile(

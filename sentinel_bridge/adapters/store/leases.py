@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ...model import OutboxItem
-from ...ports import ClaimedItem
+from ...core.model import OutboxItem
+from ...core.ports import ClaimedItem
 from .tables import outbox
 
 _CLAIM_COLUMNS = (

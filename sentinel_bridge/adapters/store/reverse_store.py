@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ...model import AlertTarget, JournalEntry, ParkedItem, WrittenItem
+from ...core.model import AlertTarget, JournalEntry, ParkedItem, WrittenItem
 from .engine import is_sqlite, write_gate
 from .tables import (
     change_cursors,

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ...model import Enrichment, LedgerEntry, OutboxItem, PageCommit, ParkedItem
-from ...ports import ClaimedItem, WorkspaceState
+from ...core.model import Enrichment, LedgerEntry, OutboxItem, PageCommit, ParkedItem
+from ...core.ports import ClaimedItem, WorkspaceState
 from . import leases, writes
 from .engine import create_engine, is_sqlite, write_gate
 from .tables import checkpoints, ledger, outbox, parked

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ...model import LedgerEntry, OutboxItem, ParkedItem
+from ...core.model import LedgerEntry, OutboxItem, ParkedItem
 from .tables import checkpoints, ledger, outbox, parked
 
 Upsert = sqlite.Insert | postgresql.Insert

@@ -26,17 +26,16 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from . import metrics
-from .config import Settings
-from .errors import StartupStopped, TlsVerificationError
-from .health import TickHealth, record_tick
-from .model import Workspace
-from .ops_http import OpsSwitch, listen_early
+from ..config import Settings
+from ..core.errors import StartupStopped, TlsVerificationError
+from ..core.model import Workspace
+from ..ops.health import TickHealth, record_tick
+from ..ops.listener import OpsSwitch, listen_early
+from ..sync.delivery import Delivery, DeliveryOptions, DeliveryReport
+from ..sync.forward import ForwardOptions, ForwardSync, utc_now
+from ..sync.reverse import ReverseSync
 from .startup import StoreWait, daemon_wait
 from .supervisor import Daemon
-from .sync.delivery import Delivery, DeliveryOptions, DeliveryReport
-from .sync.forward import ForwardOptions, ForwardSync, utc_now
-from .sync.reverse import ReverseSync
 from .systemd_notify import Notifier
 from .wiring import Adapters, open_adapters
 from .wiring_reverse import (
@@ -92,10 +91,10 @@ class Bridge:
             except Exception as exc:  # one workspace's failure must not stop the others
                 await self._record(workspace, error=_describe(exc))
                 log.error("forward tick failed", error=_describe(exc), **self._tls(exc))
-                record_tick(self.health, workspace.tenant, None)
+                record_tick(self.health, workspace.tenant, None, self.adapters.telemetry)
                 return False
             await self._record(workspace, error=None)
-            record_tick(self.health, workspace.tenant, report)
+            record_tick(self.health, workspace.tenant, report, self.adapters.telemetry)
             return True
 
     async def _record(self, workspace: Workspace, error: str | None) -> None:
@@ -129,7 +128,7 @@ async def open_bridge(settings: Settings, wait: StoreWait | None = None) -> Asyn
                 # claims come back soon after a restart.
                 lease_seconds=2 * settings.queue.request_timeout_seconds + 5,
             ),
-            on_outcome=metrics.delivery_outcome,
+            telemetry=adapters.telemetry,
         )
         forward = ForwardSync(
             adapters.source,

@@ -19,11 +19,11 @@ from typing import Any, Protocol
 
 import anyio
 
-from .cli_changes import add_parser as add_changes_parser
-from .config import Settings, load_settings, resolve_config_path
-from .errors import ConfigError, StoreUnreachableError, TlsVerificationError
-from .observability import configure_logging
-from .wiring import token_provider
+from ..config import Settings, load_settings, resolve_config_path
+from ..core.errors import ConfigError, StoreUnreachableError, TlsVerificationError
+from ..ops.logs import configure_logging
+from ..runtime.wiring import token_provider
+from .changes import add_parser as add_changes_parser
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 COMMANDS_GROUP = "sentinel_bridge.commands"
@@ -122,8 +122,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .app import run_forever, run_once
-    from .teardown import exit_if_teardown_hangs
+    from ..runtime.app import run_forever, run_once
+    from ..runtime.teardown import exit_if_teardown_hangs
 
     settings = _settings(args)
     if args.once:
@@ -156,7 +156,7 @@ def _store_label(settings: Settings) -> str:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from .startup import migrate_store
+    from ..runtime.startup import migrate_store
 
     settings = _settings(args)
     anyio.run(migrate_store, settings.store.url)
@@ -171,7 +171,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _changes(args: argparse.Namespace) -> int:
-    from .cli_changes import run
+    from .changes import run
 
     return run(args, _settings(args))
 

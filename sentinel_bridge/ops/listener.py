@@ -23,9 +23,9 @@ import structlog
 from anyio.abc import SocketAttribute, SocketStream, TaskGroup, TaskStatus
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ..core.ports import WorkspaceState
 from . import metrics
 from .health import Pingable, TickHealth, readiness
-from .ports import WorkspaceState
 
 log = structlog.get_logger(__name__)
 

@@ -24,10 +24,10 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
-from .config import Settings
-from .health import TickHealth
-from .model import Workspace
-from .ops_http import OpsEndpoint, OpsStore, OpsSwitch, serve
+from ..config import Settings
+from ..core.model import Workspace
+from ..ops.health import TickHealth
+from ..ops.listener import OpsEndpoint, OpsStore, OpsSwitch, serve
 from .reload import reload_settings
 from .systemd_notify import Notifier
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import metrics
+from ..core.ports import Telemetry
 
 # A tenant counts as healthy while its last successful tick is at most this many polls old.
 STALE_AFTER_POLLS = 3
@@ -58,13 +58,15 @@ class TickHealth:
         return sum(1 for t in self.tenants if self._last_error.get(t))
 
 
-def record_tick(health: TickHealth, tenant: str, report: _Report | None) -> None:
-    """Metrics and readiness after one forward tick (`report` None: the tick failed)."""
+def record_tick(
+    health: TickHealth, tenant: str, report: _Report | None, telemetry: Telemetry
+) -> None:
+    """Readiness and telemetry after one forward tick (`report` None: the tick failed)."""
     health.ticked(tenant, ok=report is not None)
     if report is None:
-        metrics.tick_finished(tenant, ok=False)
+        telemetry.tick_finished(tenant, ok=False)
         return
-    metrics.tick_finished(
+    telemetry.tick_finished(
         tenant, ok=True, fetched=report.fetched, enqueued=report.enqueued, parked=report.parked
     )
 

@@ -24,8 +24,7 @@ from prometheus_client import (
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from .model import OutboxItem
-from .ports import WorkspaceState
+from ..core.ports import WorkspaceState
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
@@ -127,40 +126,39 @@ CHECKPOINT_LAG = Gauge(
 _STATE_GAUGES = (TENANT_OUTBOX_DEPTH, PARKED_OPEN, CHECKPOINT_LAG)
 
 
-def observe_arm(tenant: str, kind: str, status: int | str, seconds: float) -> None:
-    """One ARM attempt: its status and how long it took."""
-    ARM_REQUESTS.labels(tenant, kind, str(status)).inc()
-    ARM_LATENCY.labels(tenant, kind).observe(seconds)
-    if status == 429:
-        ARM_THROTTLED.labels(tenant, kind).inc()
+class PrometheusTelemetry:
+    """`core.ports.Telemetry` into this module's registry."""
 
+    def remote_call(self, tenant: str, kind: str, status: int | str, seconds: float) -> None:
+        """One ARM attempt: its status and how long it took."""
+        ARM_REQUESTS.labels(tenant, kind, str(status)).inc()
+        ARM_LATENCY.labels(tenant, kind).observe(seconds)
+        if status == 429:
+            ARM_THROTTLED.labels(tenant, kind).inc()
 
-def token_failed(tenant: str) -> None:
-    TOKEN_FAILURES.labels(tenant).inc()
+    def token_failed(self, tenant: str) -> None:
+        TOKEN_FAILURES.labels(tenant).inc()
 
+    def tick_finished(
+        self, tenant: str, ok: bool, fetched: int = 0, enqueued: int = 0, parked: int = 0
+    ) -> None:
+        """Counts from one forward tick's report."""
+        TICKS.labels(tenant, "ok" if ok else "failed").inc()
+        if fetched:
+            INCIDENTS_FETCHED.labels(tenant).inc(fetched)
+        if enqueued:
+            ALERTS_ENQUEUED.labels(tenant).inc(enqueued)
+        if parked:
+            PARKED.labels(tenant, "forward").inc(parked)
 
-def tick_finished(
-    tenant: str, ok: bool, fetched: int = 0, enqueued: int = 0, parked: int = 0
-) -> None:
-    """Counts from one forward tick's report."""
-    TICKS.labels(tenant, "ok" if ok else "failed").inc()
-    if fetched:
-        INCIDENTS_FETCHED.labels(tenant).inc(fetched)
-    if enqueued:
-        ALERTS_ENQUEUED.labels(tenant).inc(enqueued)
-    if parked:
-        PARKED.labels(tenant, "forward").inc(parked)
-
-
-def delivery_outcome(item: OutboxItem, outcome: str) -> None:
-    """One outbox item's fate: delivered, failed (will retry) or parked."""
-    tenant = item.tenant
-    if outcome == "delivered":
-        ALERTS_DELIVERED.labels(tenant).inc()
-    elif outcome == "parked":
-        PARKED.labels(tenant, "delivery").inc()
-    else:
-        DELIVERY_FAILURES.labels(tenant).inc()
+    def delivery(self, tenant: str, outcome: str) -> None:
+        """One outbox item's fate: delivered, failed (will retry) or parked."""
+        if outcome == "delivered":
+            ALERTS_DELIVERED.labels(tenant).inc()
+        elif outcome == "parked":
+            PARKED.labels(tenant, "delivery").inc()
+        else:
+            DELIVERY_FAILURES.labels(tenant).inc()
 
 
 def refresh_state(

@@ -25,6 +25,45 @@ from .model import (
 )
 
 
+class Telemetry(Protocol):
+    """What the bridge reports while it works; the one way adapters and loops feed metrics.
+
+    Implementations are cheap and never raise: reporting must not fail the work it reports.
+    """
+
+    def remote_call(self, tenant: str, kind: str, status: int | str, seconds: float) -> None:
+        """One attempt of a request to a source (`kind`: reads or writes), and how it went."""
+        ...
+
+    def token_failed(self, tenant: str) -> None: ...
+
+    def tick_finished(
+        self, tenant: str, ok: bool, fetched: int = 0, enqueued: int = 0, parked: int = 0
+    ) -> None: ...
+
+    def delivery(self, tenant: str, outcome: str) -> None:
+        """One outbox item's fate: delivered, failed (will retry) or parked."""
+        ...
+
+
+class NoTelemetry:
+    """Telemetry that reports nowhere: the default of every part built without one."""
+
+    def remote_call(self, tenant: str, kind: str, status: int | str, seconds: float) -> None:
+        pass
+
+    def token_failed(self, tenant: str) -> None:
+        pass
+
+    def tick_finished(
+        self, tenant: str, ok: bool, fetched: int = 0, enqueued: int = 0, parked: int = 0
+    ) -> None:
+        pass
+
+    def delivery(self, tenant: str, outcome: str) -> None:
+        pass
+
+
 class ListingEnd(Enum):
     """Why a listing stopped. Only COMPLETE lets the checkpoint reach the window's end."""
 

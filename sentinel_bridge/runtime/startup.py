@@ -19,8 +19,8 @@ import structlog
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from .adapters.store.migrate import ping_store, upgrade_to_head
-from .errors import StartupStopped, StoreUnreachableError
+from ..adapters.store.migrate import ping_store, upgrade_to_head
+from ..core.errors import StartupStopped, StoreUnreachableError
 
 log = structlog.get_logger(__name__)
 

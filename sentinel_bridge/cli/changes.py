@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import anyio
 
-from .config import Settings
-from .model import JournalEntry
+from ..config import Settings
+from ..core.model import JournalEntry
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -37,9 +37,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def list_changes(settings: Settings, parked: bool, limit: int, as_json: bool) -> int:
-    from .app import workspaces_of  # the daemon's modules load only when a command needs them
-    from .wiring import open_adapters
-    from .wiring_reverse import build_reverse
+    from ..runtime.app import (
+        workspaces_of,  # the daemon's modules load only when a command needs them
+    )
+    from ..runtime.wiring import open_adapters
+    from ..runtime.wiring_reverse import build_reverse
 
     async with open_adapters(settings) as adapters:
         reverse = build_reverse(settings, adapters, workspaces_of(settings))
@@ -50,9 +52,9 @@ async def list_changes(settings: Settings, parked: bool, limit: int, as_json: bo
 
 async def retry_changes(settings: Settings, change_ids: Sequence[str], every: bool) -> int:
     """Apply the parked changes again; 1 when any of them is still not applied."""
-    from .app import workspaces_of
-    from .wiring import open_adapters
-    from .wiring_reverse import build_reverse
+    from ..runtime.app import workspaces_of
+    from ..runtime.wiring import open_adapters
+    from ..runtime.wiring_reverse import build_reverse
 
     async with open_adapters(settings) as adapters:
         reverse = build_reverse(settings, adapters, workspaces_of(settings))

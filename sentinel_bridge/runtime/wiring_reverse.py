@@ -9,12 +9,12 @@ from typing import Protocol
 import anyio
 import structlog
 
-from .adapters.store.reverse_store import ReverseSqlStore
-from .config import Settings, SyncSettings
-from .model import Workspace
-from .sync.budget import Budget
-from .sync.reverse import PassReport, ReverseOptions, ReverseSync
-from .sync.reverse_apply import ApplyOptions
+from ..adapters.store.reverse_store import ReverseSqlStore
+from ..config import Settings, SyncSettings
+from ..core.model import Workspace
+from ..sync.budget import Budget
+from ..sync.reverse import PassReport, ReverseOptions, ReverseSync
+from ..sync.reverse_apply import ApplyOptions
 from .wiring import Adapters
 
 log = structlog.get_logger(__name__)

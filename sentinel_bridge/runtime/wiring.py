@@ -6,14 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from .adapters.auth import MsalTokenProvider
-from .adapters.http_client import build_http_client
-from .adapters.queue_http import HttpQueue
-from .adapters.sentinel import SentinelClient
-from .adapters.store import SqlStore, upgrade_to_head
-from .config import HttpQueueSettings, QueueSettings, Settings
-from .errors import ConfigError
-from .ports import QueueAdapter
+from ..adapters.auth import MsalTokenProvider
+from ..adapters.http_client import build_http_client
+from ..adapters.queue_http import HttpQueue
+from ..adapters.sentinel import SentinelClient
+from ..adapters.store import SqlStore, upgrade_to_head
+from ..config import HttpQueueSettings, QueueSettings, Settings
+from ..core.errors import ConfigError
+from ..core.ports import QueueAdapter, Telemetry
+from ..ops.metrics import PrometheusTelemetry
 from .startup import StoreWait, bounded_wait, reach_store
 
 
@@ -23,6 +24,7 @@ class Adapters:
     source: SentinelClient
     queue: QueueAdapter
     tokens: MsalTokenProvider
+    telemetry: Telemetry
 
 
 def token_provider(settings: Settings) -> MsalTokenProvider:
@@ -40,16 +42,17 @@ async def open_adapters(
     """Wait for the store (`wait`, bounded by default), migrate it (idempotent, safe with
     several replicas) and open every client."""
     tokens = token_provider(settings)
+    telemetry = PrometheusTelemetry()
     await reach_store(settings.store.url, wait or bounded_wait())
     if migrate:
         await upgrade_to_head(settings.store.url)
     async with AsyncExitStack() as stack:
         store = SqlStore.open(settings.store.url)
         stack.push_async_callback(store.close)
-        source = SentinelClient.from_settings(settings.azure, settings.sync, tokens)
+        source = SentinelClient.from_settings(settings.azure, settings.sync, tokens, telemetry)
         stack.push_async_callback(source.aclose)
         queue = open_queue(settings.queue, stack)
-        yield Adapters(store=store, source=source, queue=queue, tokens=tokens)
+        yield Adapters(store, source, queue, tokens, telemetry)
 
 
 def open_queue(settings: QueueSettings, stack: AsyncExitStack) -> QueueAdapter:

@@ -12,8 +12,8 @@ from functools import partial
 
 import structlog
 
-from .config import Settings
-from .errors import ConfigError
+from ..config import Settings
+from ..core.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 

@@ -17,10 +17,10 @@ from typing import Any
 import anyio
 from sqlalchemy.engine import make_url
 
-from .adapters.store import SqlStore
-from .config import Settings
-from .model import Workspace
-from .ports import WorkspaceState
+from ..adapters.store import SqlStore
+from ..config import Settings
+from ..core.model import Workspace
+from ..core.ports import WorkspaceState
 
 _NOT_CONFIGURED = "(not configured)"
 

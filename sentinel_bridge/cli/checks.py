@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
-from .adapters.auth import MsalTokenProvider
-from .adapters.sentinel import RetryPolicy, SentinelClient
-from .app import workspaces_of
-from .config import Settings
-from .model import Workspace
-from .wiring import token_provider
+from ..adapters.auth import MsalTokenProvider
+from ..adapters.sentinel import RetryPolicy, SentinelClient
+from ..config import Settings
+from ..core.model import Workspace
+from ..runtime.app import workspaces_of
+from ..runtime.wiring import token_provider
 
 
 @dataclass

@@ -1,0 +1,5 @@
+"""`python -m sentinel_bridge.cli`."""
+
+from .entry import main
+
+raise SystemExit(main())

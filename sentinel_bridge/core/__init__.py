@@ -1,0 +1,1 @@
+"""The bridge's own terms: value types, the error tree and the ports adapters implement."""

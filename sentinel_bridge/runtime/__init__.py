@@ -1,0 +1,1 @@
+"""Composition and the running daemon: adapters built from settings, loops, signals."""
