@@ -11,8 +11,8 @@ from ..adapters.auth import MsalTokenProvider
 from ..adapters.sentinel import RetryPolicy, SentinelClient
 from ..config import Settings
 from ..core.model import Workspace
-from ..runtime.app import workspaces_of
 from ..runtime.wiring import token_provider
+from ..runtime.workspaces import workspaces_of
 
 
 @dataclass

@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 
 from ..adapters.store import SqlStore
 from ..config import Settings
-from ..core.model import Workspace
 from ..core.ports import WorkspaceState
+from ..runtime.workspaces import workspace_of
 
 _NOT_CONFIGURED = "(not configured)"
 
@@ -59,13 +59,7 @@ def rows_for(
 ) -> list[StatusRow]:
     rows: list[StatusRow] = []
     for tenant in settings.tenants:
-        key = Workspace(
-            tenant.name,
-            tenant.tenant_id,
-            tenant.subscription_id,
-            tenant.resource_group,
-            tenant.workspace_name,
-        ).key
+        key = workspace_of(tenant).key
         state = states.pop(key, None) or WorkspaceState(key, None, None, None)
         rows.append(_row(tenant.name, tenant.workspace_name, tenant.enabled, state, now))
     for key, state in sorted(states.items()):

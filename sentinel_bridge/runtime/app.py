@@ -45,25 +45,13 @@ from .wiring_reverse import (
     reverse_loop,
     reverse_pass,
 )
+from .workspaces import workspaces_of
 
 log = structlog.get_logger(__name__)
 
 # systemd's start timeout is pushed this far past each retry's wait: more than one attempt
 # (startup.daemon_wait bounds it to 10 s) plus the log line and the notify after it.
 _NEXT_ATTEMPT_MARGIN_S = 30.0
-
-
-def workspaces_of(settings: Settings) -> list[Workspace]:
-    return [
-        Workspace(
-            tenant=tenant.name,
-            tenant_id=tenant.tenant_id,
-            subscription_id=tenant.subscription_id,
-            resource_group=tenant.resource_group,
-            workspace_name=tenant.workspace_name,
-        )
-        for tenant in settings.enabled_tenants
-    ]
 
 
 @dataclass

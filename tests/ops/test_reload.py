@@ -13,10 +13,10 @@ from structlog.testing import capture_logs
 from sentinel_bridge.config import Settings, load_settings
 from sentinel_bridge.core.model import Workspace
 from sentinel_bridge.ops.health import TickHealth
-from sentinel_bridge.runtime.app import workspaces_of
 from sentinel_bridge.runtime.reload import reload_settings
 from sentinel_bridge.runtime.supervisor import Daemon
 from sentinel_bridge.runtime.systemd_notify import Notifier
+from sentinel_bridge.runtime.workspaces import workspaces_of
 
 CLIENT = str(uuid.uuid4())
 
