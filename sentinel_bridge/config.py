@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -171,10 +171,14 @@ class HttpQueueSettings(Section):
         return self
 
 
-def _queue_type(value: Any) -> str:
-    """The `[queue] type` a table asks for; `http` when it does not say."""
-    found = value.get("type", "http") if isinstance(value, dict) else getattr(value, "type", None)
-    return found if isinstance(found, str) else "<not a string>"
+def _kind(key: str, default: str) -> Callable[[Any], str]:
+    """What a tagged table asks for under `key` (`[queue] type`, `[[tenants]] source`)."""
+
+    def kind(value: Any) -> str:
+        found = value.get(key, default) if isinstance(value, dict) else getattr(value, key, None)
+        return found if isinstance(found, str) else "<not a string>"
+
+    return kind
 
 
 # One settings model per kind of queue, chosen by `type`; a new adapter adds its model here
@@ -182,14 +186,14 @@ def _queue_type(value: Any) -> str:
 QueueSettings = Annotated[
     Annotated[HttpQueueSettings, Tag("http")],
     Discriminator(
-        _queue_type,
+        _kind("type", "http"),
         custom_error_type="unknown_queue_type",
         custom_error_message="unknown queue type (known: http)",
     ),
 ]
 
 
-_TAGGED = {("queue", "http")}
+_TAGGED = {("queue", "http"), ("tenants", "sentinel")}
 
 
 class SyncSettings(Section):
@@ -236,13 +240,42 @@ class ObservabilitySettings(Section):
     listen: Annotated[str | None, AfterValidator(_listen_address)] = None
 
 
-class TenantSettings(Section):
+class SentinelTenantSettings(Section):
+    """One customer workspace in Microsoft Sentinel, read over Azure Resource Manager."""
+
+    source: Literal["sentinel"] = "sentinel"
     name: str = Field(min_length=1)
     tenant_id: Guid
     subscription_id: Guid
     resource_group: str = Field(min_length=1)
     workspace_name: str = Field(min_length=1)
     enabled: bool = True
+
+    @property
+    def workspace_id(self) -> str:
+        """What names the workspace at its source; two tables must not name the same one."""
+        return f"{self.subscription_id}/{self.resource_group}/{self.workspace_name}"
+
+
+def _tenant_source(value: Any) -> str:
+    """The `source` a `[[tenants]]` table names; `sentinel` when it does not say."""
+    found = (
+        value.get("source", "sentinel")
+        if isinstance(value, dict)
+        else getattr(value, "source", None)
+    )
+    return found if isinstance(found, str) else "<not a string>"
+
+
+# One settings model per kind of source, chosen by `source` (Microsoft Graph can sit beside).
+TenantSettings = Annotated[
+    Annotated[SentinelTenantSettings, Tag("sentinel")],
+    Discriminator(
+        _kind("source", "sentinel"),
+        custom_error_type="unknown_source",
+        custom_error_message="unknown source (known: sentinel)",
+    ),
+]
 
 
 class _TenantConflicts(ValueError):
@@ -268,9 +301,9 @@ def _duplicate_workspaces(tenants: list[TenantSettings]) -> list[tuple[str, str]
     first: dict[str, int] = {}
     problems = []
     for index, tenant in enumerate(tenants):
-        workspace = f"{tenant.subscription_id}/{tenant.resource_group}/{tenant.workspace_name}"
-        # Case-insensitive, as Azure resource names and Workspace.key (the store key) are.
-        earlier = first.setdefault(workspace.lower(), index)
+        workspace = tenant.workspace_id
+        # Case-insensitive, as Azure resource names and the store's workspace keys are.
+        earlier = first.setdefault(f"{tenant.source}:{workspace.lower()}", index)
         if earlier != index:
             reason = (
                 f"workspace {workspace} of tenant {tenant.name!r} is already configured by "
@@ -442,9 +475,11 @@ def _reason(error_type: str, message: str) -> str:
 
 def _without_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """The location as the file spells it: pydantic puts the chosen kind of a tagged section
-    (`[queue] type`) into it, the file does not."""
+    (`[queue] type`, `[[tenants]] source`) into it, the file does not."""
     if len(loc) > 1 and (loc[0], loc[1]) in _TAGGED:
         return (loc[0], *loc[2:])
+    if len(loc) > 2 and loc[0] == "tenants" and ("tenants", loc[2]) in _TAGGED:
+        return (*loc[:2], *loc[3:])
     return loc
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sentinel_bridge.core.model import Incident, Owner, Workspace
+from sentinel_bridge.adapters.sentinel import incidents_path, sentinel_workspace
+from sentinel_bridge.core.model import Incident, Owner
 
-WORKSPACE = Workspace(
+WORKSPACE = sentinel_workspace(
     tenant="contoso",
     tenant_id="72f988bf-86f1-41af-91ab-2d7cd011db47",
     subscription_id="d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
@@ -35,7 +36,7 @@ def incident(
         "lastModifiedTimeUtc": modified.isoformat().replace("+00:00", "Z"),
     }
     props.update(properties)
-    arm_id = f"{WORKSPACE.incidents_path}/{name}"
+    arm_id = f"{incidents_path(WORKSPACE)}/{name}"
     return Incident(
         arm_id=arm_id,
         name=name,

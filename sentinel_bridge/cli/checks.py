@@ -65,7 +65,7 @@ def render_table(rows: list[TenantCheck]) -> str:
     lines = [header] + [
         (
             row.workspace.tenant,
-            row.workspace.workspace_name,
+            row.workspace.name,
             row.token,
             row.listing,
             str(row.incidents),

@@ -26,30 +26,27 @@ def alert_id_for(arm_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Workspace:
-    """One configured Sentinel workspace of one customer tenant."""
+    """One configured source of incidents of one customer tenant (a Sentinel workspace).
+
+    The core reads nothing into `key` or `location`: the source adapter chose them. `key` is
+    the store's key, stable across renames of the tenant label; `location` is where the source
+    finds the workspace, in the names the alert's `source` block gives them (for Sentinel:
+    subscription_id, resource_group, workspace).
+    """
 
     tenant: str  # the unique label from the config ([[tenants]] name)
-    tenant_id: str
-    subscription_id: str
-    resource_group: str
-    workspace_name: str
+    tenant_id: str  # the customer's directory (Entra ID) tenant
+    key: str
+    name: str  # what logs and `status` call it
+    source: str = "sentinel"
+    location: tuple[tuple[str, str], ...] = ()
 
-    @property
-    def key(self) -> str:
-        """Stable store key: survives renaming the tenant label, not moving the workspace."""
-        return (f"{self.subscription_id}/{self.resource_group}/{self.workspace_name}").lower()
-
-    @property
-    def incidents_path(self) -> str:
-        """ARM path of the incidents collection (without host and api-version)."""
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            "/providers/Microsoft.OperationalInsights/workspaces/"
-            f"{self.workspace_name}/providers/Microsoft.SecurityInsights/incidents"
-        )
+    def where(self) -> dict[str, str]:
+        """`location` as a mapping."""
+        return dict(self.location)
 
     def log_context(self) -> dict[str, str]:
-        return {"tenant": self.tenant, "workspace": self.workspace_name}
+        return {"tenant": self.tenant, "workspace": self.name}
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from ..config import Settings, TenantSettings
+from ..adapters import sentinel
+from ..config import SentinelTenantSettings, Settings, TenantSettings
+from ..core.errors import ConfigError
 from ..core.model import Workspace
 
 
 def workspace_of(tenant: TenantSettings) -> Workspace:
-    """The workspace one `[[tenants]]` table configures (enabled or not)."""
-    return Workspace(
-        tenant=tenant.name,
-        tenant_id=tenant.tenant_id,
-        subscription_id=tenant.subscription_id,
-        resource_group=tenant.resource_group,
-        workspace_name=tenant.workspace_name,
-    )
+    """The workspace one `[[tenants]]` table configures (enabled or not), by its source."""
+    if isinstance(tenant, SentinelTenantSettings):
+        return sentinel.workspace_of(tenant)
+    raise ConfigError("<config>", [("tenants", f"no adapter for source {tenant.source!r}")])
 
 
 def workspaces_of(settings: Settings) -> list[Workspace]:

@@ -70,9 +70,7 @@ def source_body(workspace: Workspace, incident: Incident) -> JsonObject:
     return {
         "tenant": workspace.tenant,
         "tenant_id": workspace.tenant_id,
-        "subscription_id": workspace.subscription_id,
-        "resource_group": workspace.resource_group,
-        "workspace": workspace.workspace_name,
+        **workspace.where(),
         "incident_name": incident.name,
         "arm_id": incident.arm_id,
     }

@@ -11,8 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from sentinel_bridge.adapters.auth import TokenProvider
-from sentinel_bridge.adapters.sentinel import Clock, RetryPolicy, SentinelClient
-from sentinel_bridge.core.model import Workspace
+from sentinel_bridge.adapters.sentinel import (
+    Clock,
+    RetryPolicy,
+    SentinelClient,
+    incidents_path,
+    sentinel_workspace,
+)
 
 ARM = "https://management.azure.com"
 API_VERSION = "2025-09-01"
@@ -22,7 +27,7 @@ UPSTREAM_EXAMPLES = (
 )
 
 # The official examples' workspace, so their ids match the URLs the client builds.
-WS = Workspace(
+WS = sentinel_workspace(
     tenant="contoso",
     tenant_id="72f988bf-86f1-41af-91ab-2d7cd011db47",
     subscription_id="d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
@@ -30,15 +35,15 @@ WS = Workspace(
     workspace_name="myWorkspace",
 )
 # Another customer: other tenant, other subscription.
-OTHER_WS = Workspace(
+OTHER_WS = sentinel_workspace(
     tenant="fabrikam",
     tenant_id="0b2c3d4e-5f60-4718-89a0-b1c2d3e4f506",
     subscription_id="9e8d7c6b-5a49-4382-a716-0f1e2d3c4b5a",
     resource_group="secops",
     workspace_name="fabrikam-ws",
 )
-INCIDENTS_URL = f"{ARM}{WS.incidents_path}"
-OTHER_INCIDENTS_URL = f"{ARM}{OTHER_WS.incidents_path}"
+INCIDENTS_URL = f"{ARM}{incidents_path(WS)}"
+OTHER_INCIDENTS_URL = f"{ARM}{incidents_path(OTHER_WS)}"
 INCIDENT_NAME = "73e01a99-5cd7-4139-a149-9f2736ff2ab5"
 
 
@@ -53,7 +58,7 @@ def incident_payload(number: int, modified: str = "2019-01-01T13:15:30Z", **prop
     item = example("GetIncidents")["value"][0]
     name = f"00000000-0000-0000-0000-{number:012d}"
     item["name"] = name
-    item["id"] = f"{WS.incidents_path}/{name}"
+    item["id"] = f"{incidents_path(WS)}/{name}"
     item["properties"].update(incidentNumber=number, lastModifiedTimeUtc=modified, **props)
     return item
 

@@ -11,7 +11,11 @@ import respx
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from sentinel_bridge.adapters.sentinel import SentinelClient, parse_incident
+from sentinel_bridge.adapters.sentinel import (
+    SentinelClient,
+    incidents_path,
+    parse_incident,
+)
 from sentinel_bridge.adapters.sentinel.paging import same_origin
 from sentinel_bridge.config import AzureSettings, SyncSettings
 from sentinel_bridge.core.errors import NotFoundError, UnsafeLinkError
@@ -115,7 +119,7 @@ async def test_next_link_leaving_arm_is_refused_and_gets_no_token(
     client: SentinelClient, arm: respx.MockRouter, foreign: str
 ) -> None:
     """A nextLink to another scheme, host or port ends UNSAFE_LINK; it is never requested."""
-    bad_link = f"{foreign}{WS.incidents_path}?$skipToken=steal"
+    bad_link = f"{foreign}{incidents_path(WS)}?$skipToken=steal"
     trap = arm.route(url__startswith=foreign).mock(return_value=page([99]))
     arm.get(INCIDENTS_URL).mock(return_value=page([1], bad_link))
     listing = client.list_changed(WS, SINCE)
@@ -136,7 +140,7 @@ async def test_same_origin_with_explicit_default_port_is_followed(
     """`https://management.azure.com:443` is the same origin as the endpoint without a port."""
     arm.get(INCIDENTS_URL, params={"$skipToken": "p2"}).mock(return_value=page([2]))
     arm.get(INCIDENTS_URL).mock(
-        return_value=page([1], link("p2", f"https://MANAGEMENT.azure.com:443{WS.incidents_path}"))
+        return_value=page([1], link("p2", f"https://MANAGEMENT.azure.com:443{incidents_path(WS)}"))
     )
     listing = client.list_changed(WS, SINCE)
     assert len(await collect(listing)) == 2 and listing.end is ListingEnd.COMPLETE

@@ -16,7 +16,12 @@ from structlog.testing import capture_logs
 
 from sentinel_bridge.adapters.auth import MsalTokenProvider
 from sentinel_bridge.adapters.http_client import build_http_client
-from sentinel_bridge.adapters.sentinel import SentinelClient, parse_incident
+from sentinel_bridge.adapters.sentinel import (
+    SentinelClient,
+    incidents_path,
+    parse_incident,
+    subscription_of,
+)
 from sentinel_bridge.core.errors import (
     AuthError,
     ConflictError,
@@ -137,11 +142,14 @@ async def test_429_pauses_concurrent_requests_to_the_same_subscription_only(
     arm.get(INCIDENT_URL).mock(side_effect=first_throttled)
     arm.post(f"{INCIDENT_URL}/alerts").mock(side_effect=recorded("b", {"value": []}))
     arm.post(f"{INCIDENT_URL}/entities").mock(side_effect=recorded("b", {"entities": []}))
-    other = example("GetIncidentById") | {"name": "other", "id": f"{OTHER_WS.incidents_path}/other"}
+    other = example("GetIncidentById") | {
+        "name": "other",
+        "id": f"{incidents_path(OTHER_WS)}/other",
+    }
     arm.get(f"{OTHER_INCIDENTS_URL}/other").mock(side_effect=recorded("c", other))
 
     async with make_client(clock.clock()) as client:
-        gate = client.gates.gate(WS.subscription_id, "reads")
+        gate = client.gates.gate(subscription_of(WS), "reads")
         a = asyncio.create_task(client.get_incident(WS, INCIDENT_NAME), name="a")
         await throttled.wait()
         for _ in range(1000):  # let task a turn its 429 into a blocked gate
@@ -360,7 +368,10 @@ async def test_401_of_one_tenant_keeps_the_other_tenants_token(
     tokens = MsalTokenProvider(
         "https://login.microsoftonline.com", "client", SecretStr("s"), ARM, app_factory=msal
     )
-    other = example("GetIncidentById") | {"name": "other", "id": f"{OTHER_WS.incidents_path}/other"}
+    other = example("GetIncidentById") | {
+        "name": "other",
+        "id": f"{incidents_path(OTHER_WS)}/other",
+    }
     other_route = arm.get(f"{OTHER_INCIDENTS_URL}/other").mock(
         return_value=httpx.Response(200, json=other)
     )

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from sentinel_bridge.adapters.sentinel import (
     format_arm_time,
+    incidents_path,
     parse_arm_time,
     parse_incident,
     parse_page,
@@ -32,7 +33,7 @@ OFFICIAL_INCIDENTS = {
 def test_every_official_example_incident_parses(payload: dict[str, object]) -> None:
     """Each incident body in the official 2025-09-01 examples parses with its identity intact."""
     incident = parse_incident(payload)
-    assert incident.arm_id == f"{WS.incidents_path}/{INCIDENT_NAME}"
+    assert incident.arm_id == f"{incidents_path(WS)}/{INCIDENT_NAME}"
     assert incident.name == INCIDENT_NAME
     assert incident.incident_number == 3177
     assert (incident.title, incident.severity, incident.status) == ("My incident", "High", "Closed")
@@ -82,7 +83,7 @@ def test_unknown_enum_values_pass_through_as_strings() -> None:
 def test_minimal_incident_with_only_required_fields_parses() -> None:
     """Missing optional fields become None or empty, not errors."""
     payload = {
-        "id": f"{WS.incidents_path}/x",
+        "id": f"{incidents_path(WS)}/x",
         "name": "x",
         "properties": {
             "title": "t",
@@ -184,7 +185,7 @@ def test_no_readable_time_at_all_sorts_first() -> None:
 
 def test_incident_with_only_an_id_is_still_an_incident() -> None:
     """An ARM id and nothing else: a flagged incident named after the id's last segment."""
-    incident = parse_incident({"id": f"{WS.incidents_path}/abc", "properties": 5})
+    incident = parse_incident({"id": f"{incidents_path(WS)}/abc", "properties": 5})
     assert incident.name == "abc"
     assert (incident.title, incident.severity, incident.status) == (
         "(untitled incident)",
@@ -242,7 +243,7 @@ def test_malformed_items_are_unparsable_with_identifiers_and_the_rest_parses() -
     nameless = {"properties": {"incidentNumber": 9}}
     body = {
         "value": [incident_payload(1), flawed, "garbage", nameless, incident_payload(3)],
-        "nextLink": f"{WS.incidents_path}?$skipToken=abc",
+        "nextLink": f"{incidents_path(WS)}?$skipToken=abc",
     }
     page, next_link = parse_page(body)
     assert [incident.incident_number for incident in page.incidents] == [1, 2, 3]

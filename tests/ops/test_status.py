@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from sentinel_bridge.adapters.sentinel import sentinel_workspace
 from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
 from sentinel_bridge.cli.entry import main
 from sentinel_bridge.core.model import OutboxItem, PageCommit, ParkedItem, Workspace
@@ -19,7 +20,7 @@ SUB = str(uuid.uuid4())
 
 
 def workspace(name: str) -> Workspace:
-    return Workspace(name, str(uuid.uuid4()), SUB, "rg", f"law-{name}")
+    return sentinel_workspace(name, str(uuid.uuid4()), SUB, "rg", f"law-{name}")
 
 
 def write_config(path: Path, db: Path, *names: str) -> None:

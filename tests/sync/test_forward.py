@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sentinel_bridge.adapters.sentinel import parse_incident
+from sentinel_bridge.adapters.sentinel import incidents_path, parse_incident
 from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
 from sentinel_bridge.core.errors import NotFoundError, TransientError
 from sentinel_bridge.core.model import Details, Incident, LedgerEntry, Page, Unparsable, Workspace
@@ -368,7 +368,7 @@ async def test_an_incident_with_odd_fields_is_delivered_flagged(store: SqlStore)
     """Parsed tolerantly (no title, null severity), it is enqueued with `defaulted` listed."""
     source = ScriptedSource()
     payload = {
-        "id": f"{WORKSPACE.incidents_path}/odd",
+        "id": f"{incidents_path(WORKSPACE)}/odd",
         "properties": {"severity": None, "lastModifiedTimeUtc": "2026-01-01T02:00:00Z"},
     }
     odd = parse_incident(payload)

@@ -11,7 +11,7 @@ import anyio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sentinel_bridge.adapters.sentinel import parse_incident
+from sentinel_bridge.adapters.sentinel import incidents_path, parse_incident
 from sentinel_bridge.core.errors import PayloadError
 from sentinel_bridge.core.model import AlertTarget, Change, Details, Incident, JsonObject, Workspace
 from sentinel_bridge.sync.dedup import decide, fingerprint
@@ -47,7 +47,7 @@ INCIDENT_FIELDS = [
     "classificationReason", "classificationComment", "firstActivityTimeUtc",
     "lastActivityTimeUtc", "incidentUrl", "providerName",
 ]  # fmt: skip
-ARM_ID = f"{WORKSPACE.incidents_path}/hostile"
+ARM_ID = f"{incidents_path(WORKSPACE)}/hostile"
 
 
 def maybe(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:

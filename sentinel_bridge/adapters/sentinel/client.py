@@ -28,6 +28,7 @@ from .parse import format_arm_time, parse_incident
 from .pools import SubscriptionPools
 from .retry import RetryPolicy
 from .throttle import Kind, ThrottleGates
+from .workspace import incidents_path
 
 logger = structlog.get_logger(__name__)
 
@@ -201,7 +202,7 @@ class SentinelClient:
         params = {"api-version": self._api_version, **query}
         # %20 rather than '+' for spaces: OData reads '+' literally in some ARM services.
         encoded = "&".join(f"{key}={quote(value, safe='/:')}" for key, value in params.items())
-        return f"{self._arm}{workspace.incidents_path}{suffix}?{encoded}"
+        return f"{self._arm}{incidents_path(workspace)}{suffix}?{encoded}"
 
     async def _get(self, workspace: Workspace, url: str) -> JsonObject:
         url = with_api_version(url, self._api_version)

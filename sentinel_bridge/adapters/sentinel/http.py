@@ -35,6 +35,7 @@ from .clock import Clock
 from .pools import SubscriptionPools
 from .retry import RetryPolicy
 from .throttle import Kind, ThrottleGate, ThrottleGates
+from .workspace import subscription_of
 
 logger = structlog.get_logger(__name__)
 
@@ -79,12 +80,12 @@ class ArmHttp:
         AuthError for the tenant when ARM refuses its token even after a refresh."""
         log = logger.bind(
             **workspace.log_context(),
-            subscription=workspace.subscription_id,
+            subscription=subscription_of(workspace),
             method=method,
             path=httpx.URL(url).path,
         )
         auth = BearerAuth(self._tokens, workspace.tenant_id)
-        gate = self.gates.gate(workspace.subscription_id, kind)
+        gate = self.gates.gate(subscription_of(workspace), kind)
         attempt = 0
         refreshed = False
         while True:
@@ -126,7 +127,7 @@ class ArmHttp:
         await gate.acquire()
         sent = time.monotonic()
         try:
-            client = self._pools.client(workspace.subscription_id) if self._pools else self._client
+            client = self._pools.client(subscription_of(workspace)) if self._pools else self._client
             response = await client.request(method, url, json=body, auth=auth)
         except _NO_ANSWER as exc:
             self._telemetry.remote_call(workspace.tenant, kind, "error", time.monotonic() - sent)
@@ -139,7 +140,7 @@ class ArmHttp:
         self._telemetry.remote_call(
             workspace.tenant, kind, response.status_code, time.monotonic() - sent
         )
-        self.gates.observe(workspace.subscription_id, response.headers)
+        self.gates.observe(subscription_of(workspace), response.headers)
         if response.is_success or response.status_code == 401:
             return response
         return arm_error(response, self._policy.default_retry_after)
