@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sentinel_bridge.adapters.sentinel import incidents_path, sentinel_workspace
-from sentinel_bridge.core.model import Incident, Owner
+from sentinel_bridge.adapters.sentinel import incidents_path, parse_incident, sentinel_workspace
+from sentinel_bridge.core.model import Incident
 
 WORKSPACE = sentinel_workspace(
     tenant="contoso",
@@ -27,7 +28,8 @@ def incident(
     modified: datetime | None = None,
     **properties: Any,
 ) -> Incident:
-    """An Incident whose raw properties carry `properties` (title, severity, ...)."""
+    """The incident Sentinel's adapter reads from a payload whose properties carry
+    `properties` (title, severity, ... in Sentinel's words); number 1 unless given."""
     modified = modified or at(0)
     props: dict[str, Any] = {
         "title": "My incident",
@@ -36,27 +38,12 @@ def incident(
         "lastModifiedTimeUtc": modified.isoformat().replace("+00:00", "Z"),
     }
     props.update(properties)
-    arm_id = f"{incidents_path(WORKSPACE)}/{name}"
-    return Incident(
-        arm_id=arm_id,
-        name=name,
-        etag='"0300bf09-0000-0000-0000-5c37296e0000"',
-        incident_number=props.get("incidentNumber", 1),
-        title=props["title"],
-        description=props.get("description"),
-        severity=props["severity"],
-        status=props["status"],
-        classification=props.get("classification"),
-        classification_reason=props.get("classificationReason"),
-        classification_comment=props.get("classificationComment"),
-        owner=Owner(),
-        labels=(),
-        tactics=(),
-        created_at=None,
-        last_modified_at=modified,
-        first_activity_at=None,
-        last_activity_at=None,
-        incident_url=None,
-        provider_name=None,
-        raw={"id": arm_id, "name": name, "properties": props},
-    )
+    ref = f"{incidents_path(WORKSPACE)}/{name}"
+    payload = {
+        "id": ref,
+        "name": name,
+        "etag": '"0300bf09-0000-0000-0000-5c37296e0000"',
+        "properties": props,
+    }
+    parsed = parse_incident(payload)
+    return replace(parsed, incident_number=props.get("incidentNumber", 1))

@@ -19,9 +19,9 @@ JsonObject = dict[str, Any]
 ALERT_ID_NAMESPACE = uuid.UUID("6f0b6a53-1c1e-4f57-9d0e-3b8f2f1c5a10")
 
 
-def alert_id_for(arm_id: str) -> str:
-    """The queue's alert id: UUIDv5 of the lower-cased ARM resource id of the incident."""
-    return str(uuid.uuid5(ALERT_ID_NAMESPACE, arm_id.lower()))
+def alert_id_for(ref: str) -> str:
+    """The queue's alert id: UUIDv5 of the incident's lower-cased ref (its ARM resource id)."""
+    return str(uuid.uuid5(ALERT_ID_NAMESPACE, ref.lower()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +59,18 @@ class Owner:
 
 @dataclass(frozen=True, slots=True)
 class Incident:
-    """A Sentinel incident as the bridge needs it; `raw` keeps the full ARM resource.
+    """An incident in the SOC's terms, whatever source it came from.
 
-    `raw` is kept because an update must PUT the whole incident back (there is no PATCH) and
-    because the alert carries fields we do not model.
+    Enum-like fields use the central queue's vocabulary (snake case: `high`, `closed`,
+    `false_positive`); values a source adds later pass through converted the same way. The
+    source adapter fills everything: `ref` (the ARM resource id for Sentinel) is what the alert
+    id derives from, `revision` the modification stamp as the source wrote it, `content` what
+    the source says about the incident minus what changes on every touch (dedup digests it),
+    and `raw` the source's own payload, for that adapter alone (a PUT sends it back whole).
     """
 
-    arm_id: str
-    name: str  # the incident id (a GUID), last segment of arm_id
+    ref: str
+    name: str  # the incident's id within its workspace
     etag: str | None
     incident_number: int | None
     title: str
@@ -85,14 +89,17 @@ class Incident:
     last_activity_at: datetime | None
     incident_url: str | None
     provider_name: str | None
-    raw: JsonObject = field(compare=False, hash=False, repr=False)
+    revision: str
+    comments_count: int | None = None  # None: the source did not say
+    content: JsonObject = field(default_factory=dict, compare=False, hash=False, repr=False)
+    raw: JsonObject = field(default_factory=dict, compare=False, hash=False, repr=False)
     # Fields the source sent missing or unusable, by source field name, with the raw value
     # received (None when absent); each got a visible default above instead of a rejection.
     defaulted: tuple[tuple[str, object], ...] = field(default=(), compare=False, hash=False)
 
     @property
     def alert_id(self) -> str:
-        return alert_id_for(self.arm_id)
+        return alert_id_for(self.ref)
 
 
 class Enrichment:
@@ -158,7 +165,7 @@ class LedgerEntry:
     """What the bridge last queued for one incident (dedup ledger row)."""
 
     workspace_key: str
-    arm_id: str
+    ref: str  # the incident's ref, lower-cased
     alert_id: str
     revision: datetime
     fingerprint: str
@@ -251,6 +258,6 @@ class AlertTarget:
 
     alert_id: str
     workspace_key: str
-    arm_id: str
+    ref: str
     revision: datetime | None = None
     sweep_attempts: int = 0  # failed comment-mirroring passes in a row

@@ -163,7 +163,7 @@ class Store(Protocol):
     async def checkpoint(self, workspace_key: str) -> datetime | None: ...
 
     async def ledger(
-        self, workspace_key: str, arm_ids: Sequence[str]
+        self, workspace_key: str, refs: Sequence[str]
     ) -> Mapping[str, LedgerEntry]: ...
 
     async def commit_page(self, commit: PageCommit) -> None:

@@ -105,7 +105,7 @@ class CommentMirror:
         return 0
 
     async def _incident(self, workspace: Workspace, where: AlertTarget) -> int:
-        name = where.arm_id.rstrip("/").rsplit("/", 1)[-1]
+        name = where.ref.rstrip("/").rsplit("/", 1)[-1]
         try:
             comments = await self._target.list_comments(workspace, name)
         except NotFoundError:
@@ -133,7 +133,7 @@ class CommentMirror:
         properties = comment.get("properties")
         if not name or name in ours or not isinstance(properties, dict):
             return None
-        comment_id = queue_comment_id(str(comment.get("id") or f"{where.arm_id}/comments/{name}"))
+        comment_id = queue_comment_id(str(comment.get("id") or f"{where.ref}/comments/{name}"))
         message = properties.get("message")
         if comment_id in mirrored or not isinstance(message, str):
             return None
@@ -178,7 +178,7 @@ def _parked(
         kind="comment_mirror",
         workspace_key=workspace.key,
         tenant=workspace.tenant,
-        identifiers={"alert_id": where.alert_id, "arm_id": where.arm_id, **identifiers},
+        identifiers={"alert_id": where.alert_id, "arm_id": where.ref, **identifiers},
         reason=reason,
         payload=payload or {},
     )

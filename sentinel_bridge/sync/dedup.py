@@ -11,10 +11,6 @@ from enum import Enum
 from ..core.model import Incident, LedgerEntry
 from .budget import enrichment_due
 
-# Fields that change on every modification without changing what an analyst sees. Leaving
-# them out means a touch that changes nothing else does not re-send the alert.
-_VOLATILE_PROPERTIES = frozenset({"lastModifiedTimeUtc"})
-
 
 class Verdict(Enum):
     NEW = "new"  # never queued
@@ -29,14 +25,11 @@ class Verdict(Enum):
 
 
 def fingerprint(incident: Incident) -> str:
-    """A digest of the incident's content as the queue would see it."""
-    properties = incident.raw.get("properties")
-    content = {
-        key: value
-        for key, value in (properties.items() if isinstance(properties, dict) else ())
-        if key not in _VOLATILE_PROPERTIES
-    }
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """A digest of the incident's content (what its source says, minus what changes on every
+    touch): canonical JSON, sorted keys, compact, UTF-8 as is."""
+    canonical = json.dumps(
+        incident.content, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -63,7 +56,7 @@ def latest_per_incident(incidents: Iterable[Incident]) -> list[Incident]:
     """
     chosen: dict[str, Incident] = {}
     for incident in incidents:
-        key = incident.arm_id.lower()
+        key = incident.ref.lower()
         current = chosen.get(key)
         if current is None or incident.last_modified_at >= current.last_modified_at:
             chosen[key] = incident
@@ -77,6 +70,6 @@ def decide_all(
 ) -> list[tuple[Incident, Verdict]]:
     """Verdicts for a page, keyed on the lower-cased ARM id."""
     return [
-        (incident, decide(incident, ledger.get(incident.arm_id.lower()), now))
+        (incident, decide(incident, ledger.get(incident.ref.lower()), now))
         for incident in latest_per_incident(incidents)
     ]

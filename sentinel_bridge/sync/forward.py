@@ -138,7 +138,7 @@ class ForwardSync:
         report.pages += 1
         report.fetched += len(page.incidents) + len(page.unparsable)
         ledger = await self._store.ledger(
-            workspace.key, [incident.arm_id.lower() for incident in page.incidents]
+            workspace.key, [incident.ref.lower() for incident in page.incidents]
         )
         now = self._clock()
         verdicts = decide_all(page.incidents, ledger, now)
@@ -170,13 +170,13 @@ class ForwardSync:
         self, workspace: Workspace, incidents: list[Incident]
     ) -> dict[str, Details]:
         if not self._options.enrich:
-            return {incident.arm_id: Details(enabled=False) for incident in incidents}
+            return {incident.ref: Details(enabled=False) for incident in incidents}
         results: dict[str, Details] = {}
         limiter = anyio.CapacityLimiter(self._options.enrich_concurrency)
 
         async def enrich_one(incident: Incident) -> None:
             async with limiter:
-                results[incident.arm_id] = await self._enrich_one(workspace, incident)
+                results[incident.ref] = await self._enrich_one(workspace, incident)
 
         async with anyio.create_task_group() as group:
             for incident in incidents:
@@ -208,8 +208,8 @@ class ForwardSync:
     ) -> tuple[OutboxItem, LedgerEntry, ParkedItem | None]:
         """The incident's outbox item, its ledger row and, when its enrichment budget is
         spent, the parked record saying so (the alert itself is delivered all the same)."""
-        found = details.get(incident.arm_id, Details(missing=("alerts", "entities")))
-        previous = ledger.get(incident.arm_id.lower())
+        found = details.get(incident.ref, Details(missing=("alerts", "entities")))
+        previous = ledger.get(incident.ref.lower())
         followup = after_enrichment(
             found, incident.last_modified_at, previous, now, self._options.budget
         )
@@ -258,7 +258,7 @@ class ForwardSync:
         self, workspace: Workspace, entry: LedgerEntry, now: datetime
     ) -> tuple[Incident | None, LedgerEntry | None, ParkedItem | None]:
         """The incident as it is now; or, when it cannot be read, its ledger row updated."""
-        name = entry.arm_id.rstrip("/").rsplit("/", 1)[-1]
+        name = entry.ref.rstrip("/").rsplit("/", 1)[-1]
         try:
             return await self._source.get_incident(workspace, name), None, None
         except NotFoundError:
@@ -277,7 +277,7 @@ class ForwardSync:
             )
             if not followup.give_up:
                 return None, row, None
-            ids = {"arm_id": entry.arm_id, "alert_id": entry.alert_id}
+            ids = {"arm_id": entry.ref, "alert_id": entry.alert_id}
             park = _park_enrichment(workspace, ids, entry.revision, failed, followup.attempts)
             return None, row, park
 
@@ -290,7 +290,7 @@ def _alert_body(workspace: Workspace, incident: Incident, details: Details) -> d
         log.error(
             "incident could not be mapped; delivering a minimal alert",
             **workspace.log_context(),
-            arm_id=incident.arm_id,
+            arm_id=incident.ref,
             error=reason,
         )
         return unmappable_alert(workspace, incident, reason)
@@ -355,11 +355,11 @@ def _count(verdicts: list[tuple[Incident, Verdict]], report: TickReport) -> None
 def _ledger_entry(workspace: Workspace, incident: Incident) -> LedgerEntry:
     return LedgerEntry(
         workspace_key=workspace.key,
-        arm_id=incident.arm_id.lower(),
+        ref=incident.ref.lower(),
         alert_id=incident.alert_id,
         revision=incident.last_modified_at,
         fingerprint=fingerprint(incident),
-        comments_count=comments_count(incident),
+        comments_count=incident.comments_count,
     )
 
 
@@ -370,24 +370,16 @@ def _refreshed(
     what it knows of the enrichment: the content it describes did not change)."""
     rows: list[LedgerEntry] = []
     for incident, verdict in verdicts:
-        entry = ledger.get(incident.arm_id.lower())
+        entry = ledger.get(incident.ref.lower())
         if verdict is Verdict.UNCHANGED and entry and incident.last_modified_at > entry.revision:
             rows.append(
                 dataclasses.replace(
                     entry,
                     revision=incident.last_modified_at,
-                    comments_count=comments_count(incident),
+                    comments_count=incident.comments_count,
                 )
             )
     return rows
-
-
-def comments_count(incident: Incident) -> int | None:
-    """additionalData.commentsCount, or None when Sentinel did not say."""
-    properties = incident.raw.get("properties")
-    extra = properties.get("additionalData") if isinstance(properties, dict) else None
-    count = extra.get("commentsCount") if isinstance(extra, dict) else None
-    return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 def _park_enrichment(
@@ -411,7 +403,7 @@ def _park_enrichment(
 
 def _incident_ids(incident: Incident) -> dict[str, str]:
     return {
-        "arm_id": incident.arm_id,
+        "arm_id": incident.ref,
         "alert_id": incident.alert_id,
         "incident_number": str(incident.incident_number),
     }

@@ -1,14 +1,12 @@
 """Incident -> central-queue alert body (contract v1). Pure.
 
-Sentinel's PascalCase vocabulary becomes snake case (`FalsePositive` -> `false_positive`).
-Every enum is "modelAsString" upstream, so an unknown value is converted the same way and
-passed on rather than rejected: the queue sees `Critical` as `critical`, not a crash.
+The incident already speaks the queue's vocabulary (its source adapter converted it), so this
+is a matter of field names and time formats.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 
 from ..core.model import Details, Incident, JsonObject, Owner, Workspace
@@ -17,35 +15,12 @@ from ..core.model import Details, Incident, JsonObject, Owner, Workspace
 # a huge one is cut so that one odd field cannot make the whole alert too big to deliver.
 RAW_VALUE_MAX_CHARS = 1000
 
-_WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-
-
-def snake_case(value: str) -> str:
-    """`TruePositive` -> `true_positive`, `SuspiciousButExpected` -> `suspicious_but_expected`."""
-    spaced = _WORD_BOUNDARY.sub("_", value.strip())
-    return re.sub(r"[\s\-]+", "_", spaced).lower()
-
-
-def optional_snake(value: str | None) -> str | None:
-    return snake_case(value) if value else None
-
 
 def iso_utc(moment: datetime | None) -> str | None:
     """ISO-8601 in UTC with a `Z`, microsecond precision kept."""
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def revision_of(incident: Incident) -> str:
-    """The alert's revision: the incident's lastModifiedTimeUtc as Sentinel wrote it (all 7
-    fractional digits), or the time the reader fell back to when that text is unusable."""
-    properties = incident.raw.get("properties")
-    if isinstance(properties, dict) and "lastModifiedTimeUtc" not in dict(incident.defaulted):
-        text = properties.get("lastModifiedTimeUtc")
-        if isinstance(text, str) and text:
-            return text
-    return iso_utc(incident.last_modified_at) or ""
 
 
 def defaulted_body(incident: Incident) -> list[JsonObject]:
@@ -72,20 +47,20 @@ def source_body(workspace: Workspace, incident: Incident) -> JsonObject:
         "tenant_id": workspace.tenant_id,
         **workspace.where(),
         "incident_name": incident.name,
-        "arm_id": incident.arm_id,
+        "arm_id": incident.ref,
     }
 
 
 def to_alert(workspace: Workspace, incident: Incident, details: Details) -> JsonObject:
     """The PUT /v1/alerts/{alert_id} body for one incident."""
     return {
-        "revision": revision_of(incident),
+        "revision": incident.revision,
         "title": incident.title,
         "description": incident.description,
-        "severity": snake_case(incident.severity),
-        "status": snake_case(incident.status),
-        "classification": optional_snake(incident.classification),
-        "classification_reason": optional_snake(incident.classification_reason),
+        "severity": incident.severity,
+        "status": incident.status,
+        "classification": incident.classification,
+        "classification_reason": incident.classification_reason,
         "classification_comment": incident.classification_comment,
         "owner": owner_body(incident.owner),
         "labels": list(incident.labels),

@@ -75,7 +75,7 @@ class Applier:
         self._before_write = before_write
 
     async def apply(self, change: Change, workspace: Workspace, where: AlertTarget) -> Result:
-        name = where.arm_id.rstrip("/").rsplit("/", 1)[-1]
+        name = where.ref.rstrip("/").rsplit("/", 1)[-1]
         try:
             if change.kind == "comment":
                 return await self._comment(change, workspace, name)
@@ -150,15 +150,13 @@ def tenant_wide(exc: Exception) -> bool:
 
 
 def _incident_write(change: Change, incident: Incident) -> WrittenItem:
-    properties = incident.raw.get("properties")
-    revision = properties.get("lastModifiedTimeUtc") if isinstance(properties, dict) else None
     return WrittenItem(
         "sentinel",
         change.alert_id,
         "incident",
         source_id=change.change_id,
         etag=incident.etag,
-        revision=revision if isinstance(revision, str) else None,
+        revision=incident.revision,
     )
 
 

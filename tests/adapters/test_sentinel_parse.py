@@ -33,10 +33,10 @@ OFFICIAL_INCIDENTS = {
 def test_every_official_example_incident_parses(payload: dict[str, object]) -> None:
     """Each incident body in the official 2025-09-01 examples parses with its identity intact."""
     incident = parse_incident(payload)
-    assert incident.arm_id == f"{incidents_path(WS)}/{INCIDENT_NAME}"
+    assert incident.ref == f"{incidents_path(WS)}/{INCIDENT_NAME}"
     assert incident.name == INCIDENT_NAME
     assert incident.incident_number == 3177
-    assert (incident.title, incident.severity, incident.status) == ("My incident", "High", "Closed")
+    assert (incident.title, incident.severity, incident.status) == ("My incident", "high", "closed")
     assert incident.last_modified_at == datetime(2019, 1, 1, 13, 15, 30, tzinfo=UTC)
     assert incident.raw is payload
 
@@ -53,8 +53,8 @@ def test_get_by_id_example_maps_every_modelled_field() -> None:
     )
     assert incident.tactics == ("InitialAccess", "Persistence")
     assert incident.labels == ()
-    assert incident.classification == "FalsePositive"
-    assert incident.classification_reason == "InaccurateData"
+    assert incident.classification == "false_positive"
+    assert incident.classification_reason == "inaccurate_data"
     assert incident.classification_comment == "Not a malicious activity"
     assert incident.description == "This is a demo incident"
     assert incident.created_at == datetime(2019, 1, 1, 13, 15, 30, tzinfo=UTC)
@@ -65,7 +65,7 @@ def test_get_by_id_example_maps_every_modelled_field() -> None:
 
 
 def test_unknown_enum_values_pass_through_as_strings() -> None:
-    """modelAsString enums: values Sentinel adds later are kept, not rejected."""
+    """modelAsString enums: values Sentinel adds later are converted like any, not rejected."""
     payload = incident_payload(
         1,
         severity="Critical",
@@ -75,8 +75,8 @@ def test_unknown_enum_values_pass_through_as_strings() -> None:
         additionalData={"tactics": ["Reconnaissance", "SomethingNew"]},
     )
     incident = parse_incident(payload)
-    assert (incident.severity, incident.status) == ("Critical", "Resolved")
-    assert (incident.classification, incident.classification_reason) == ("Inconclusive", "Other")
+    assert (incident.severity, incident.status) == ("critical", "resolved")
+    assert (incident.classification, incident.classification_reason) == ("inconclusive", "other")
     assert incident.tactics == ("Reconnaissance", "SomethingNew")
 
 
@@ -129,12 +129,12 @@ def test_garbled_optional_time_becomes_none() -> None:
         ("title", 4.5, "title", "4.5"),
         ("title", ["a"], "title", "(untitled incident #1)"),
         ("title", True, "title", "(untitled incident #1)"),
-        ("severity", None, "severity", "Medium"),
-        ("severity", 3, "severity", "Medium"),
-        ("severity", {"x": 1}, "severity", "Medium"),
-        ("status", None, "status", "New"),
-        ("status", "", "status", "New"),
-        ("status", ["Closed"], "status", "New"),
+        ("severity", None, "severity", "medium"),
+        ("severity", 3, "severity", "medium"),
+        ("severity", {"x": 1}, "severity", "medium"),
+        ("status", None, "status", "new"),
+        ("status", "", "status", "new"),
+        ("status", ["Closed"], "status", "new"),
     ],
 )
 def test_missing_or_odd_required_field_gets_a_visible_default(
@@ -189,8 +189,8 @@ def test_incident_with_only_an_id_is_still_an_incident() -> None:
     assert incident.name == "abc"
     assert (incident.title, incident.severity, incident.status) == (
         "(untitled incident)",
-        "Medium",
-        "New",
+        "medium",
+        "new",
     )
     assert [key for key, _ in incident.defaulted] == [
         "properties",

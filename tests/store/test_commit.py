@@ -22,7 +22,7 @@ async def test_commit_page_round_trips_the_ledger(store: SqlStore) -> None:
     assert set(found) == {arm_id(1), arm_id(2).upper()}
     entry = found[arm_id(1)]
     assert entry == ledger_entry(1, at(5))
-    assert entry.arm_id == arm_id(1).lower()
+    assert entry.ref == arm_id(1).lower()
 
 
 async def test_commit_page_writes_everything(store: SqlStore) -> None:
@@ -59,7 +59,7 @@ async def test_commit_page_is_atomic_when_a_late_step_fails(
 async def test_commit_page_is_atomic_on_a_constraint_violation(store: SqlStore) -> None:
     """A row the database rejects rolls the whole page back, checkpoint included."""
     twin = ledger_entry(1, at(1))
-    clash = type(twin)(WS, twin.arm_id, "00000000-0000-0000-0000-000000000000", at(1), "x")
+    clash = type(twin)(WS, twin.ref, "00000000-0000-0000-0000-000000000000", at(1), "x")
     bad = page(1, checkpoint=at(10))
     bad = type(bad)(WS, (twin, clash), bad.outbox, (parked_item(),), at(10))
     with pytest.raises(sqlalchemy.exc.IntegrityError):
@@ -122,5 +122,5 @@ async def test_ledger_keeps_the_enrichment_state_and_lists_due_retries(store: Sq
         at(30),
     )
     assert await store.enrichment_due(WS, at(30), 1) == due[:1]
-    plain = (await store.ledger(WS, [rows[3].arm_id]))[rows[3].arm_id]
+    plain = (await store.ledger(WS, [rows[3].ref]))[rows[3].ref]
     assert (plain.enrichment, plain.enrich_attempts, plain.enrich_retry_at) == ("complete", 0, None)

@@ -89,7 +89,7 @@ async def test_targets_come_from_the_ledger(store: SqlStore) -> None:
     known = ledger_entry(1, T0)
     found = await reverse(store).targets([known.alert_id, "unknown"])
     assert list(found) == [known.alert_id]
-    assert (found[known.alert_id].workspace_key, found[known.alert_id].arm_id) == (WS, known.arm_id)
+    assert (found[known.alert_id].workspace_key, found[known.alert_id].ref) == (WS, known.ref)
 
 
 async def test_incidents_without_comments_are_never_swept(store: SqlStore) -> None:
@@ -104,8 +104,8 @@ async def test_incidents_without_comments_are_never_swept(store: SqlStore) -> No
     await store.commit_page(commit)
     due = {t.alert_id for t in await state.sweep_due(WS, 10)}
     assert due == {entries[1].alert_id, entries[2].alert_id}
-    stored = await store.ledger(WS, [e.arm_id for e in entries])
-    assert [stored[e.arm_id].comments_count for e in entries] == [0, 3, None]
+    stored = await store.ledger(WS, [e.ref for e in entries])
+    assert [stored[e.ref].comments_count for e in entries] == [0, 3, None]
 
 
 async def delivered(store: SqlStore, *numbers: int) -> None:

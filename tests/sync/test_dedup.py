@@ -23,7 +23,7 @@ from tests.factories import WORKSPACE, at, incident
 def entry_for(inc, fp: str | None = None) -> LedgerEntry:  # type: ignore[no-untyped-def]
     return LedgerEntry(
         WORKSPACE.key,
-        inc.arm_id.lower(),
+        inc.ref.lower(),
         inc.alert_id,
         inc.last_modified_at,
         fp or fingerprint(inc),
@@ -69,7 +69,7 @@ def test_unknown_enum_values_fingerprint_like_any_other() -> None:
 def test_ledger_lookup_ignores_arm_id_case() -> None:
     """ARM ids are case-insensitive: the ledger is keyed on the lower-cased id."""
     inc = incident()
-    verdicts = decide_all([inc], {inc.arm_id.lower(): entry_for(inc)})
+    verdicts = decide_all([inc], {inc.ref.lower(): entry_for(inc)})
     assert verdicts == [(inc, Verdict.UNCHANGED)]
 
 

@@ -208,7 +208,7 @@ async def outbox_bodies(store: SqlStore) -> dict[str, dict[str, Any]]:
 
 
 async def ledger_row(store: SqlStore, item: Incident) -> LedgerEntry:
-    return (await store.ledger(WORKSPACE.key, [item.arm_id.lower()]))[item.arm_id.lower()]
+    return (await store.ledger(WORKSPACE.key, [item.ref.lower()]))[item.ref.lower()]
 
 
 async def test_failing_enrichment_does_not_hold_back_the_page(store: SqlStore) -> None:
@@ -386,8 +386,8 @@ async def test_ledger_records_sentinels_comment_count(store: SqlStore) -> None:
     with_comments = incident(name="a", modified=at(9000), additionalData={"commentsCount": 2})
     source.put(with_comments, incident(name="b", modified=at(9100)))
     await forward(source, store).tick(WORKSPACE)
-    rows = await store.ledger(WORKSPACE.key, [with_comments.arm_id.lower()])
-    assert rows[with_comments.arm_id.lower()].comments_count == 2
+    rows = await store.ledger(WORKSPACE.key, [with_comments.ref.lower()])
+    assert rows[with_comments.ref.lower()].comments_count == 2
 
 
 async def test_an_incident_that_cannot_be_mapped_is_delivered_minimal(

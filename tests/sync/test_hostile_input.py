@@ -131,7 +131,7 @@ class Sentinel:
 
 def apply(change: Change) -> Outcome:
     applier = Applier(Sentinel(), ApplyOptions(comment_max_chars=100))
-    where = AlertTarget("alert-1", WORKSPACE.key, incident().arm_id)
+    where = AlertTarget("alert-1", WORKSPACE.key, incident().ref)
 
     async def run() -> Outcome:
         return (await applier.apply(change, WORKSPACE, where)).outcome

@@ -106,7 +106,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 
 async def known_to_the_ledger(store: SqlStore, *items: Incident, caught_up: bool = True) -> None:
     rows = tuple(
-        LedgerEntry(WORKSPACE.key, i.arm_id.lower(), i.alert_id, i.last_modified_at, "fp", 1)
+        LedgerEntry(WORKSPACE.key, i.ref.lower(), i.alert_id, i.last_modified_at, "fp", 1)
         for i in items
     )
     await store.commit_page(PageCommit(WORKSPACE.key, rows, (), (), None, caught_up=caught_up))
@@ -257,7 +257,7 @@ async def test_a_comment_the_queue_refuses_is_parked_and_the_next_goes_on(
     await known_to_the_ledger(store, KNOWN)
     feed, sentinel, clock = Feed(), Sentinel(), Clock()
     sentinel.comments[KNOWN.name] = [
-        {"name": "big", "id": f"{KNOWN.arm_id}/comments/big", "properties": {"message": "x"}}
+        {"name": "big", "id": f"{KNOWN.ref}/comments/big", "properties": {"message": "x"}}
     ]
     feed.comment_answer = Refused("queue PUT: 413 too large")
     sync = bridge(store, feed, sentinel, clock)
@@ -305,7 +305,7 @@ async def test_a_busy_queue_keeps_comments_due_without_spending_the_budget(
     await known_to_the_ledger(store, KNOWN)
     feed, sentinel, clock = Feed(), Sentinel(), Clock()
     sentinel.comments[KNOWN.name] = [
-        {"name": "c", "id": f"{KNOWN.arm_id}/comments/c", "properties": {"message": "hi"}}
+        {"name": "c", "id": f"{KNOWN.ref}/comments/c", "properties": {"message": "hi"}}
     ]
     feed.comment_answer = RetryLater("queue PUT: 503")
     sync = bridge(store, feed, sentinel, clock, attempts=1)

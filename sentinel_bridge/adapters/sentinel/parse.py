@@ -15,6 +15,7 @@ from typing import Any
 
 from ...core.errors import PayloadError
 from ...core.model import Incident, JsonObject, Owner, Page, Unparsable
+from .vocabulary import optional_snake, snake_case
 
 # ARM writes up to 7 fractional digits (.NET ticks); Python keeps 6.
 _ARM_TIME = re.compile(
@@ -72,16 +73,16 @@ def parse_incident(payload: object) -> Incident:
     props = reader.props
     number = reader.number()
     return Incident(
-        arm_id=arm_id,
+        ref=arm_id,
         name=reader.name(arm_id),
         etag=_optional_str(payload.get("etag")),
         incident_number=number,
         title=reader.title(number),
         description=reader.optional_text("description"),
-        severity=reader.enum("severity", DEFAULT_SEVERITY),
-        status=reader.enum("status", DEFAULT_STATUS),
-        classification=reader.optional_text("classification"),
-        classification_reason=reader.optional_text("classificationReason"),
+        severity=snake_case(reader.enum("severity", DEFAULT_SEVERITY)),
+        status=snake_case(reader.enum("status", DEFAULT_STATUS)),
+        classification=optional_snake(reader.optional_text("classification")),
+        classification_reason=optional_snake(reader.optional_text("classificationReason")),
         classification_comment=reader.optional_text("classificationComment"),
         owner=_owner(props.get("owner")),
         labels=_labels(props.get("labels")),
@@ -92,17 +93,26 @@ def parse_incident(payload: object) -> Incident:
         last_activity_at=reader.optional_time("lastActivityTimeUtc"),
         incident_url=reader.optional_text("incidentUrl"),
         provider_name=reader.optional_text("providerName"),
+        revision=reader.revision(),
+        comments_count=_comments_count(props.get("additionalData")),
+        content={key: value for key, value in props.items() if key not in VOLATILE},
         raw=payload,
         defaulted=tuple(reader.defaulted),
     )
+
+
+# Properties that change on every modification without changing what an analyst sees. Left
+# out of `content`, so that a touch that changes nothing else does not re-send the alert.
+VOLATILE = frozenset({"lastModifiedTimeUtc"})
 
 
 # The store keys incidents by ARM id; a real one is a few hundred characters at most.
 MAX_ARM_ID = 1024
 # Incident numbers are kept as 64-bit integers.
 _MAX_NUMBER = 2**63 - 1
-# Visible defaults for what an incident must have. Severity errs towards being looked at: an
-# unknown one is not filed under informational, where a triage view would hide it.
+# Visible defaults for what an incident must have, in Sentinel's words as they arrive.
+# Severity errs towards being looked at: an unknown one is not filed under informational,
+# where a triage view would hide it.
 DEFAULT_SEVERITY = "Medium"
 DEFAULT_STATUS = "New"
 # A modification time that cannot be read sorts before anything real: any later readable
@@ -116,6 +126,7 @@ class _Reader:
     def __init__(self, payload: dict[str, Any]) -> None:
         self.payload = payload
         self.defaulted: list[tuple[str, object]] = []
+        self._modified: datetime | None = None
         props = payload.get("properties")
         if not isinstance(props, dict):
             self.defaulted.append(("properties", props))
@@ -168,7 +179,22 @@ class _Reader:
             self.defaulted.append((key, value))
             return None
 
+    def revision(self) -> str:
+        """lastModifiedTimeUtc as Sentinel wrote it (all 7 fractional digits), or the time
+        the reader fell back to when that text is unusable."""
+        value = self.props.get("lastModifiedTimeUtc")
+        modified = self.modified_time()
+        if isinstance(value, str) and "lastModifiedTimeUtc" not in dict(self.defaulted):
+            return value
+        return modified.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
     def modified_time(self) -> datetime:
+        """The modification time, read once (a second read must not list a default twice)."""
+        if self._modified is None:
+            self._modified = self._read_modified_time()
+        return self._modified
+
+    def _read_modified_time(self) -> datetime:
         value = self.props.get("lastModifiedTimeUtc")
         try:
             return parse_arm_time(value)
@@ -252,6 +278,12 @@ def _labels(value: object) -> tuple[str, ...]:
         return ()
     names = [item.get("labelName") if isinstance(item, dict) else item for item in value]
     return tuple(name for name in names if isinstance(name, str))
+
+
+def _comments_count(additional: object) -> int | None:
+    """additionalData.commentsCount, or None when Sentinel did not say."""
+    count = additional.get("commentsCount") if isinstance(additional, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 def _tactics(additional: object) -> tuple[str, ...]:

@@ -69,9 +69,9 @@ class SqlStore:
             value: datetime | None = await conn.scalar(query)
         return value
 
-    async def ledger(self, workspace_key: str, arm_ids: Sequence[str]) -> Mapping[str, LedgerEntry]:
-        """Ledger rows by the caller's spelling of each ARM id (matched case-insensitively)."""
-        wanted = {arm_id.lower(): arm_id for arm_id in arm_ids}
+    async def ledger(self, workspace_key: str, refs: Sequence[str]) -> Mapping[str, LedgerEntry]:
+        """Ledger rows by the caller's spelling of each ref (matched case-insensitively)."""
+        wanted = {ref.lower(): ref for ref in refs}
         keys = list(wanted)
         found: dict[str, LedgerEntry] = {}
         async with self._engine.connect() as conn:
@@ -234,7 +234,7 @@ def _workspace_state(key: str, tick: Any, depth: int, parked_count: int) -> Work
 def _ledger_entry(row: Any) -> LedgerEntry:
     return LedgerEntry(
         workspace_key=row.workspace_key,
-        arm_id=row.arm_id,
+        ref=row.arm_id,
         alert_id=row.alert_id,
         revision=row.revision,
         fingerprint=row.fingerprint,

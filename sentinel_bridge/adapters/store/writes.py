@@ -42,7 +42,7 @@ async def upsert_ledger(
         {
             "alert_id": entry.alert_id,
             "workspace_key": entry.workspace_key,
-            "arm_id": entry.arm_id.lower(),
+            "arm_id": entry.ref.lower(),
             "revision": entry.revision,
             "fingerprint": entry.fingerprint,
             "comments_count": entry.comments_count,
