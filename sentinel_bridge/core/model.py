@@ -227,6 +227,38 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """Set the incident's status; closing also sets classification, reason and comment
+    (None: none), anything else clears them. In the queue's vocabulary."""
+
+    status: str
+    classification: str | None = None
+    reason: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerUpdate:
+    """Assign the incident to `owner` (by email or UPN), or unassign it (None)."""
+
+    owner: Owner | None
+
+
+IncidentUpdate = StatusUpdate | OwnerUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class SourceComment:
+    """A comment on an incident at its source, as an analyst reads it there."""
+
+    ref: str  # stable id at the source (the comment's ARM id): the queue's id derives from it
+    name: str  # its id within the incident
+    text: str
+    author: str | None = None
+    created_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JournalEntry:
     """How one change was handled: applied, echo, parked (with a reason) or pending."""
 

@@ -13,6 +13,7 @@ from .model import (
     AlertTarget,
     Details,
     Incident,
+    IncidentUpdate,
     JournalEntry,
     JsonObject,
     LedgerEntry,
@@ -20,6 +21,7 @@ from .model import (
     Page,
     PageCommit,
     ParkedItem,
+    SourceComment,
     Workspace,
     WrittenItem,
 )
@@ -93,7 +95,7 @@ class IncidentSource(Protocol):
         `Details.missing`. NotFoundError when the incident is gone."""
         ...
 
-    async def get_incident(self, workspace: Workspace, name: str) -> Incident:
+    async def get_incident(self, workspace: Workspace, ref: str) -> Incident:
         """One incident as it is now; NotFoundError when it is gone."""
         ...
 
@@ -246,17 +248,22 @@ class QueueAdapter(CentralQueue, ChangeFeed, Protocol):
 
 
 class IncidentTarget(Protocol):
-    """Where analyst actions land: Sentinel incidents and their comments."""
+    """Where analyst actions land: the incidents of a source and their comments."""
 
-    async def get_incident(self, workspace: Workspace, name: str) -> Incident: ...
+    async def get_incident(self, workspace: Workspace, ref: str) -> Incident: ...
 
-    async def put_incident(self, workspace: Workspace, name: str, body: JsonObject) -> Incident: ...
+    async def update_incident(
+        self, workspace: Workspace, incident: Incident, update: IncidentUpdate
+    ) -> Incident | None:
+        """Write `update` into `incident` as read; None when it is in effect already.
+        ConflictError when the incident changed since it was read."""
+        ...
 
-    async def put_comment(
-        self, workspace: Workspace, incident_name: str, comment_id: str, message: str
-    ) -> JsonObject: ...
+    async def put_comment(self, workspace: Workspace, ref: str, comment_id: str, text: str) -> None:
+        """Create or replace the comment `comment_id` (the caller's id: a retry rewrites)."""
+        ...
 
-    async def list_comments(self, workspace: Workspace, incident_name: str) -> list[JsonObject]: ...
+    async def list_comments(self, workspace: Workspace, ref: str) -> list[SourceComment]: ...
 
 
 class ReverseStore(Protocol):

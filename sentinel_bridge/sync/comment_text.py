@@ -8,7 +8,6 @@ the same parts again instead of adding new ones.
 
 from __future__ import annotations
 
-import html
 import re
 import uuid
 
@@ -109,11 +108,7 @@ def sentinel_comment_ids(queue_comment_id: str, parts: int) -> list[str]:
     ]
 
 
-def queue_comment_id(sentinel_comment_arm_id: str) -> str:
-    """The queue comment id of a comment written in Sentinel (UUIDv5 of its ARM id)."""
-    return str(uuid.uuid5(QUEUE_COMMENT_NAMESPACE, sentinel_comment_arm_id.lower()))
-
-
-def shown_text(stored_message: str) -> str:
-    """What Sentinel shows for a stored message: it stores text HTML-escaped."""
-    return html.unescape(stored_message)
+def queue_comment_id(source_comment_ref: str) -> str:
+    """The queue comment id of a comment written at the source (UUIDv5 of its lower-cased
+    ref: its ARM id for Sentinel)."""
+    return str(uuid.uuid5(QUEUE_COMMENT_NAMESPACE, source_comment_ref.lower()))

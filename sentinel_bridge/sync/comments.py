@@ -1,4 +1,4 @@
-"""Sentinel comments -> queue comments. Sees only ports.
+"""Source comments -> queue comments. Sees only ports.
 
 After the forward path delivered an incident at a new revision, its comments are listed once;
 each comment not written by the bridge (the written-where map knows those ids) and not yet
@@ -20,7 +20,14 @@ import anyio
 import structlog
 
 from ..core.errors import NotFoundError
-from ..core.model import AlertTarget, JsonObject, ParkedItem, Workspace, WrittenItem
+from ..core.model import (
+    AlertTarget,
+    JsonObject,
+    ParkedItem,
+    SourceComment,
+    Workspace,
+    WrittenItem,
+)
 from ..core.ports import (
     ChangeFeed,
     IncidentTarget,
@@ -31,7 +38,7 @@ from ..core.ports import (
     ReverseStore,
 )
 from .budget import Budget
-from .comment_text import queue_comment_id, shown_text
+from .comment_text import queue_comment_id
 from .reverse_apply import comment_body, tenant_wide
 
 
@@ -105,9 +112,8 @@ class CommentMirror:
         return 0
 
     async def _incident(self, workspace: Workspace, where: AlertTarget) -> int:
-        name = where.ref.rstrip("/").rsplit("/", 1)[-1]
         try:
-            comments = await self._target.list_comments(workspace, name)
+            comments = await self._target.list_comments(workspace, where.ref)
         except NotFoundError:
             comments = []  # deleted: nothing left to mirror
         ours = await self._store.written_ids("sentinel", where.alert_id)
@@ -126,38 +132,29 @@ class CommentMirror:
         return count
 
     async def _mirror(
-        self, where: AlertTarget, comment: JsonObject, ours: set[str], mirrored: set[str]
+        self, where: AlertTarget, comment: SourceComment, ours: set[str], mirrored: set[str]
     ) -> PutResult | None:
-        """The queue's answer for one Sentinel comment; None when it is not to be mirrored."""
-        name = str(comment.get("name") or "").lower()
-        properties = comment.get("properties")
-        if not name or name in ours or not isinstance(properties, dict):
+        """The queue's answer for one source comment; None when it is not to be mirrored."""
+        if comment.name in ours:  # the bridge wrote it itself
             return None
-        comment_id = queue_comment_id(str(comment.get("id") or f"{where.ref}/comments/{name}"))
-        message = properties.get("message")
-        if comment_id in mirrored or not isinstance(message, str):
+        comment_id = queue_comment_id(comment.ref)
+        if comment_id in mirrored:
             return None
-        author = properties.get("author")
-        body = comment_body(
-            author if isinstance(author, dict) else {},
-            shown_text(message),
-            properties.get("createdTimeUtc"),
-        )
-        result = await self._feed.put_comment(where.alert_id, comment_id, body)
+        result = await self._feed.put_comment(where.alert_id, comment_id, comment_body(comment))
         if isinstance(result, PutOutcome):
             # Recorded after the PUT: a failed PUT must leave the comment due. A stop in
             # between only repeats the (idempotent) PUT; the queue's echo of it says "bridge".
-            written = WrittenItem("queue", where.alert_id, comment_id, name)
+            written = WrittenItem("queue", where.alert_id, comment_id, comment.name)
             await self._store.record_written([written])
         return result
 
     async def _park_comment(
-        self, workspace: Workspace, where: AlertTarget, comment: JsonObject, refused: Refused
+        self, workspace: Workspace, where: AlertTarget, comment: SourceComment, refused: Refused
     ) -> None:
-        name = comment.get("name")
-        ids = {"comment": name if isinstance(name, str) else str(comment.get("id"))}
+        ids = {"comment": comment.name}
         reason = f"the queue refused the comment: {refused.reason}"[:1000]
-        await self._store.park(_parked(workspace, where, ids, reason, comment))
+        payload = {"ref": comment.ref, "author": comment.author, "text": comment.text}
+        await self._store.park(_parked(workspace, where, ids, reason, payload))
         log.error(
             "comment parked",
             **workspace.log_context(),

@@ -258,9 +258,8 @@ class ForwardSync:
         self, workspace: Workspace, entry: LedgerEntry, now: datetime
     ) -> tuple[Incident | None, LedgerEntry | None, ParkedItem | None]:
         """The incident as it is now; or, when it cannot be read, its ledger row updated."""
-        name = entry.ref.rstrip("/").rsplit("/", 1)[-1]
         try:
-            return await self._source.get_incident(workspace, name), None, None
+            return await self._source.get_incident(workspace, entry.ref), None, None
         except NotFoundError:
             log.info(
                 "incident gone; its enrichment is not retried",

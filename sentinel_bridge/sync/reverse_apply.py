@@ -1,7 +1,8 @@
 """Apply one queue change to its Sentinel incident. Sees only ports.
 
-Status and owner: GET, merge, PUT with the etag; a 409 means someone wrote in between, so the
-incident is read again and the change merged again, a bounded number of times. Comments: one
+Status and owner: read the incident, write the update into it (the source adapter merges and
+sends the etag); a conflict means someone wrote in between, so the incident is read again and
+the update written again, a bounded number of times. Comments: one
 PUT per part, each with its deterministic id, so a retry rewrites instead of duplicating.
 Errors are sorted here into what parks the change (the same request can never succeed) and
 what leaves it pending for the next pass (it may heal). A pending failure that is the change's
@@ -28,10 +29,19 @@ from ..core.errors import (
     ThrottledError,
     UnreachableError,
 )
-from ..core.model import AlertTarget, Change, Incident, JsonObject, Workspace, WrittenItem
+from ..core.model import (
+    AlertTarget,
+    Change,
+    Incident,
+    IncidentUpdate,
+    JsonObject,
+    SourceComment,
+    Workspace,
+    WrittenItem,
+)
 from ..core.ports import IncidentTarget
 from .comment_text import join_parts, sentinel_comment_ids, split_comment
-from .reverse_plan import PlanError, merged_body, owner_properties, status_properties
+from .reverse_plan import PlanError, owner_update, status_update
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +72,7 @@ class ApplyOptions:
 
 
 class Applier:
-    """Writes changes into Sentinel; one call per change, callers keep per-incident order."""
+    """Writes changes into the source; one call per change, callers keep per-incident order."""
 
     def __init__(
         self,
@@ -75,11 +85,10 @@ class Applier:
         self._before_write = before_write
 
     async def apply(self, change: Change, workspace: Workspace, where: AlertTarget) -> Result:
-        name = where.ref.rstrip("/").rsplit("/", 1)[-1]
         try:
             if change.kind == "comment":
-                return await self._comment(change, workspace, name)
-            return await self._update(change, workspace, name)
+                return await self._comment(change, workspace, where.ref)
+            return await self._update(change, workspace, where.ref)
         except PlanError as exc:
             return Result(Outcome.PARKED, str(exc))
         except (RemoteError, PayloadError, AuthError) as exc:
@@ -87,26 +96,26 @@ class Applier:
         except Exception as exc:  # a surprise in one change is that change's failure
             return Result(Outcome.PENDING, f"unexpected {type(exc).__name__}: {exc}"[:1000])
 
-    async def _update(self, change: Change, workspace: Workspace, name: str) -> Result:
-        notes: tuple[str, ...] = ()
-        if change.kind == "owner":
-            updates = owner_properties(change)
-        else:
-            updates, notes = status_properties(change, self._options.default_close_classification)
+    async def _update(self, change: Change, workspace: Workspace, ref: str) -> Result:
+        update, notes = self._plan(change)
         for _attempt in range(self._options.conflict_retries + 1):
-            incident = await self._target.get_incident(workspace, name)
-            body = merged_body(incident, updates)
-            if body is None:  # already so: a replay, or the analyst undid a change
-                return Result(Outcome.APPLIED, "already in effect", notes=notes)
+            incident = await self._target.get_incident(workspace, ref)
             try:
-                written = await self._target.put_incident(workspace, incident.name, body)
+                written = await self._target.update_incident(workspace, incident, update)
             except ConflictError:
                 log.info("incident changed meanwhile; merging again", change_id=change.change_id)
                 continue
+            if written is None:  # already so: a replay, or the analyst undid a change
+                return Result(Outcome.APPLIED, "already in effect", notes=notes)
             return Result(Outcome.APPLIED, None, (_incident_write(change, written),), notes)
         return Result(Outcome.PENDING, "409 conflict on every attempt; retried next pass")
 
-    async def _comment(self, change: Change, workspace: Workspace, name: str) -> Result:
+    def _plan(self, change: Change) -> tuple[IncidentUpdate, tuple[str, ...]]:
+        if change.kind == "owner":
+            return owner_update(change), ()
+        return status_update(change, self._options.default_close_classification)
+
+    async def _comment(self, change: Change, workspace: Workspace, ref: str) -> Result:
         text, comment_id = change.raw.get("body"), change.raw.get("comment_id")
         if not isinstance(text, str) or not text:
             raise PlanError("comment has no text")
@@ -125,7 +134,7 @@ class Applier:
             # know this comment as the bridge's own and not mirror it back to the queue.
             await self._before_write(written)
         for part_id, part in zip(ids, parts, strict=True):
-            await self._target.put_comment(workspace, name, part_id, part)
+            await self._target.put_comment(workspace, ref, part_id, part)
         notes = (f"split into {len(parts)} parts",) if len(parts) > 1 else ()
         return Result(Outcome.APPLIED, None, tuple(written), notes)
 
@@ -160,9 +169,10 @@ def _incident_write(change: Change, incident: Incident) -> WrittenItem:
     )
 
 
-def comment_body(author: JsonObject, text: str, created_at: object) -> JsonObject:
-    """The queue's comment body for a comment mirrored from Sentinel."""
-    label = next(
-        (author.get(k) for k in ("email", "userPrincipalName", "name") if author.get(k)), None
-    )
-    return {"body": text, "author": label or "Microsoft Sentinel", "created_at": created_at}
+def comment_body(comment: SourceComment) -> JsonObject:
+    """The queue's comment body for a comment mirrored from the source."""
+    return {
+        "body": comment.text,
+        "author": comment.author or "Microsoft Sentinel",
+        "created_at": comment.created_at,
+    }

@@ -1,10 +1,12 @@
-"""Queue change -> Sentinel incident update. Pure: no I/O, no clock.
+"""Queue change -> an update of the incident, in the SOC's terms. Pure: no I/O, no clock.
 
-Sentinel's rules (https://learn.microsoft.com/en-us/rest/api/securityinsights/incidents/create-or-update):
-closing needs a classification; TruePositive, BenignPositive and FalsePositive each need one of
-their own classificationReasons, Undetermined takes none; anything that is not Closed carries
-no classification. A change that breaks a rule is corrected to the nearest valid body (and the
-correction reported), never sent as is: a 400 would only come back on every retry.
+The contract's vocabulary is Sentinel's, so are its rules
+(https://learn.microsoft.com/en-us/rest/api/securityinsights/incidents/create-or-update):
+closing needs a classification; true_positive, benign_positive and false_positive each need
+one of their own reasons, undetermined takes none; anything that is not closed carries no
+classification. A change that breaks a rule is corrected to the nearest valid update (and the
+correction reported), never sent as is: a 400 would only come back on every retry. How an
+update is written into an incident is the source adapter's business.
 """
 
 from __future__ import annotations
@@ -14,34 +16,32 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from ..core.model import Change, Incident, JsonObject
+from ..core.model import Change, Owner, OwnerUpdate, StatusUpdate
 
-STATUSES = {"new": "New", "active": "Active", "closed": "Closed"}
-CLASSIFICATIONS = {
-    "undetermined": "Undetermined",
-    "true_positive": "TruePositive",
-    "benign_positive": "BenignPositive",
-    "false_positive": "FalsePositive",
-}
-REASONS = {
-    "suspicious_activity": "SuspiciousActivity",
-    "suspicious_but_expected": "SuspiciousButExpected",
-    "incorrect_alert_logic": "IncorrectAlertLogic",
-    "inaccurate_data": "InaccurateData",
-}
+STATUSES = ("new", "active", "closed")
+CLASSIFICATIONS = ("undetermined", "true_positive", "benign_positive", "false_positive")
+REASONS = (
+    "suspicious_activity",
+    "suspicious_but_expected",
+    "incorrect_alert_logic",
+    "inaccurate_data",
+)
 # The reasons each classification takes, the first one being the fallback.
 VALID_REASONS: dict[str, tuple[str, ...]] = {
-    "Undetermined": (),
-    "TruePositive": ("SuspiciousActivity",),
-    "BenignPositive": ("SuspiciousButExpected",),
-    "FalsePositive": ("IncorrectAlertLogic", "InaccurateData"),
+    "undetermined": (),
+    "true_positive": ("suspicious_activity",),
+    "benign_positive": ("suspicious_but_expected",),
+    "false_positive": ("incorrect_alert_logic", "inaccurate_data"),
 }
-CLASSIFICATION_KEYS = ("classification", "classificationReason", "classificationComment")
-OWNER_KEYS = ("assignedTo", "email", "objectId", "userPrincipalName")
 KINDS = frozenset({"status", "comment", "owner"})
 # The change journal keys changes by these; longer ones are not the queue's ids but junk.
 MAX_ID_CHARS = 256
 _MALFORMED_NAMESPACE = uuid.UUID("5a7c2e91-4b3d-4f60-8e1a-2b9c0d3e4f56")
+
+
+def display(word: str) -> str:
+    """A vocabulary word as people read it in notes: `true_positive` -> `TruePositive`."""
+    return "".join(part.capitalize() for part in word.split("_"))
 
 
 class PlanError(ValueError):
@@ -50,7 +50,7 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Closing:
-    """Sentinel's classification fields for a close, and the corrections made on the way."""
+    """The classification fields of a close, and the corrections made on the way."""
 
     classification: str
     reason: str | None
@@ -84,19 +84,22 @@ def change_id_of(raw: object) -> str:
 
 
 def closing(classification: object, reason: object, comment: object, default: str) -> Closing:
-    """Sentinel classification fields for closing with what the analyst gave."""
+    """The classification fields for closing with what the analyst gave."""
     notes: list[str] = []
     text = comment if isinstance(comment, str) and comment else None
     if classification is None:
-        chosen = CLASSIFICATIONS[default]
-        note = f"Closed without a classification in the SOC queue; set to {chosen} by default."
+        chosen = default
+        note = (
+            "Closed without a classification in the SOC queue; "
+            f"set to {display(chosen)} by default."
+        )
         text = f"{text}\n\n{note}" if text else note
-        notes.append(f"no classification: default {chosen}")
+        notes.append(f"no classification: default {display(chosen)}")
     elif isinstance(classification, str) and classification in CLASSIFICATIONS:
-        chosen = CLASSIFICATIONS[classification]
+        chosen = classification
     else:
-        chosen = CLASSIFICATIONS[default]
-        notes.append(f"unknown classification {_short(classification)}: default {chosen}")
+        chosen = default
+        notes.append(f"unknown classification {_short(classification)}: default {display(chosen)}")
     fitted, note_text = fit_reason(chosen, reason)
     if note_text:
         notes.append(note_text)
@@ -106,52 +109,42 @@ def closing(classification: object, reason: object, comment: object, default: st
 def fit_reason(classification: str, reason: object) -> tuple[str | None, str | None]:
     """The reason to send, and a note when the analyst's one was changed to fit."""
     valid = VALID_REASONS[classification]
-    given = REASONS.get(reason) if isinstance(reason, str) else None
-    if given in valid:
-        return given, None
+    if isinstance(reason, str) and reason in valid:
+        return reason, None
+    name = display(classification)
     if not valid:
-        note = (
-            None
-            if reason is None
-            else f"reason {_short(reason)} dropped: {classification} takes none"
-        )
+        note = None if reason is None else f"reason {_short(reason)} dropped: {name} takes none"
         return None, note
-    return valid[0], f"reason {_short(reason)} does not fit {classification}: {valid[0]}"
+    return valid[0], f"reason {_short(reason)} does not fit {name}: {display(valid[0])}"
 
 
-def status_properties(change: Change, default_close: str) -> tuple[JsonObject, tuple[str, ...]]:
-    """The incident properties a status change sets (None: remove), and its corrections."""
+def status_update(change: Change, default_close: str) -> tuple[StatusUpdate, tuple[str, ...]]:
+    """The update a status change asks for, and its corrections."""
     raw = change.raw
-    given = raw.get("status")
-    status = STATUSES.get(given) if isinstance(given, str) else None
-    if status is None:
-        raise PlanError(f"invalid status {_short(given)} (expected new, active or closed)")
+    status = raw.get("status")
+    if not isinstance(status, str) or status not in STATUSES:
+        raise PlanError(f"invalid status {_short(status)} (expected new, active or closed)")
     for key in ("classification", "classification_reason", "classification_comment"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise PlanError(f"{key} is a JSON {_json_type(raw[key])}, not a string or null")
-    if status != "Closed":
+    if status != "closed":
         # Reopening clears the classification, as Sentinel itself does.
-        return {"status": status, **dict.fromkeys(CLASSIFICATION_KEYS)}, ()
+        return StatusUpdate(status), ()
     close = closing(
         raw.get("classification"),
         raw.get("classification_reason"),
         raw.get("classification_comment"),
         default_close,
     )
-    props = {
-        "status": status,
-        "classification": close.classification,
-        "classificationReason": close.reason,
-        "classificationComment": close.comment,
-    }
-    return props, close.corrections
+    update = StatusUpdate(status, close.classification, close.reason, close.comment)
+    return update, close.corrections
 
 
-def owner_properties(change: Change) -> JsonObject:
-    """`owner` for an assignment by email or UPN, or an empty owner to unassign."""
+def owner_update(change: Change) -> OwnerUpdate:
+    """An assignment by email or UPN, or (owner null) an unassignment."""
     owner = change.raw.get("owner")
     if owner is None:
-        return {"owner": dict.fromkeys(OWNER_KEYS)}
+        return OwnerUpdate(None)
     if not isinstance(owner, dict):
         raise PlanError(f"owner is a JSON {_json_type(owner)}, neither an object nor null")
     email, upn, name = (owner.get(key) for key in ("email", "upn", "name"))
@@ -159,45 +152,7 @@ def owner_properties(change: Change) -> JsonObject:
     upn = upn if _text(upn) else None
     if email is None and upn is None:
         raise PlanError("owner has neither an email nor a UPN")
-    # No objectId: the one in the incident belongs to the previous owner; Sentinel resolves
-    # the user from the UPN or email.
-    assigned = name if _text(name) else upn or email
-    return {
-        "owner": {"assignedTo": assigned, "email": email, "objectId": None,
-                  "userPrincipalName": upn or email}
-    }  # fmt: skip
-
-
-def merged_body(incident: Incident, updates: JsonObject) -> JsonObject | None:
-    """The whole incident with `updates` merged in (None values remove the key), or None
-    when nothing would change. Every other property is kept as read: a PUT replaces all."""
-    current = incident.raw.get("properties")
-    properties: JsonObject = dict(current) if isinstance(current, dict) else {}
-    merged = dict(properties)
-    for key, value in updates.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    if _same(properties, merged, updates):
-        return None
-    body: JsonObject = {"properties": merged}
-    if incident.etag:
-        body["etag"] = incident.etag
-    return body
-
-
-def _same(before: JsonObject, after: JsonObject, updates: JsonObject) -> bool:
-    for key in updates:
-        old, new = before.get(key), after.get(key)
-        if key == "owner":
-            old = {k: (old or {}).get(k) for k in OWNER_KEYS} if isinstance(old, dict) else {}
-            new = {k: (new or {}).get(k) for k in OWNER_KEYS} if isinstance(new, dict) else {}
-            old = {k: v for k, v in old.items() if k != "objectId"}
-            new = {k: v for k, v in new.items() if k != "objectId"}
-        if old != new:
-            return False
-    return True
+    return OwnerUpdate(Owner(email=email, upn=upn, name=name if _text(name) else None))
 
 
 def _text(value: object) -> bool:

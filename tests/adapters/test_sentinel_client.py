@@ -19,7 +19,7 @@ from sentinel_bridge.adapters.sentinel import (
 from sentinel_bridge.adapters.sentinel.paging import same_origin
 from sentinel_bridge.config import AzureSettings, SyncSettings
 from sentinel_bridge.core.errors import NotFoundError, UnsafeLinkError
-from sentinel_bridge.core.model import Page
+from sentinel_bridge.core.model import Page, SourceComment
 from sentinel_bridge.core.ports import IncidentSource, ListingEnd
 
 from .helpers import (
@@ -269,8 +269,8 @@ async def test_put_comment_uses_the_callers_comment_id(
     route = arm.put(f"{INCIDENT_URL}/comments/{comment_id}").mock(
         return_value=httpx.Response(201, json=example("CreateIncidentComment", "201"))
     )
-    result = await client.put_comment(WS, INCIDENT_NAME, comment_id, "été 🚨 <b>")
-    assert result["name"] == comment_id
+    await client.put_comment(WS, f"{incidents_path(WS)}/{INCIDENT_NAME}", comment_id, "été 🚨 <b>")
+    assert route.call_count == 1
     sent = httpx.Response(200, content=route.calls.last.request.content).json()
     assert sent == {"properties": {"message": "été 🚨 <b>"}}
 
@@ -287,8 +287,16 @@ async def test_list_comments_follows_next_link(
         return_value=httpx.Response(200, json=second)
     )
     arm.get(comments_url).mock(return_value=httpx.Response(200, json=first))
-    comments = await client.list_comments(WS, INCIDENT_NAME)
-    assert [c["name"] for c in comments] == ["4bb36b7b-26ff-4d1c-9cbe-0d8ab3da0014", "second"]
+    comments = await client.list_comments(WS, f"{incidents_path(WS)}/{INCIDENT_NAME}")
+    assert [c.name for c in comments] == ["4bb36b7b-26ff-4d1c-9cbe-0d8ab3da0014", "second"]
+    only = example("GetAllIncidentComments")["value"][0]
+    assert comments[0] == SourceComment(
+        ref=only["id"],
+        name=only["name"],
+        text=only["properties"]["message"],
+        author=only["properties"]["author"]["email"],
+        created_at=only["properties"]["createdTimeUtc"],
+    )
 
 
 async def test_list_comments_refuses_a_foreign_next_link(

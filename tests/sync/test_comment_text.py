@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sentinel_bridge.adapters.sentinel.comments import shown_text
 from sentinel_bridge.sync.comment_text import (
     join_parts,
     marker,
     queue_comment_id,
     sentinel_comment_ids,
-    shown_text,
     split_comment,
 )
 

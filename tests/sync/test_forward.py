@@ -74,7 +74,8 @@ class ScriptedSource:
         alerts = () if "alerts" in missing else ({"name": f"alert-of-{item.name}"},)
         return Details(alerts=alerts, missing=missing, error="503" if missing else None)
 
-    async def get_incident(self, workspace: Workspace, name: str) -> Incident:
+    async def get_incident(self, workspace: Workspace, ref: str) -> Incident:
+        name = ref.rsplit("/", 1)[-1]
         self.gets.append(name)
         error = self.get_error(name)
         if error:

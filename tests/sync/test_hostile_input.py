@@ -12,8 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentinel_bridge.adapters.sentinel import incidents_path, parse_incident
+from sentinel_bridge.adapters.sentinel.updates import incident_body
 from sentinel_bridge.core.errors import PayloadError
-from sentinel_bridge.core.model import AlertTarget, Change, Details, Incident, JsonObject, Workspace
+from sentinel_bridge.core.model import (
+    AlertTarget,
+    Change,
+    Details,
+    Incident,
+    IncidentUpdate,
+    SourceComment,
+    Workspace,
+)
 from sentinel_bridge.sync.dedup import decide, fingerprint
 from sentinel_bridge.sync.mapping import to_alert
 from sentinel_bridge.sync.reverse_apply import Applier, ApplyOptions, Outcome
@@ -24,9 +33,9 @@ from sentinel_bridge.sync.reverse_plan import (
     STATUSES,
     PlanError,
     change_id_of,
-    owner_properties,
+    owner_update,
     parse_change,
-    status_properties,
+    status_update,
 )
 from tests.factories import WORKSPACE, incident
 
@@ -112,20 +121,20 @@ CHANGE = st.fixed_dictionaries(
 class Sentinel:
     """Accepts every write; an incident that is always the factory's."""
 
-    async def get_incident(self, workspace: Workspace, name: str) -> Incident:
-        return incident(name=name)
+    async def get_incident(self, workspace: Workspace, ref: str) -> Incident:
+        return incident(name=ref.rsplit("/", 1)[-1])
 
-    async def put_incident(self, workspace: Workspace, name: str, body: JsonObject) -> Incident:
+    async def update_incident(
+        self, workspace: Workspace, current: Incident, update: IncidentUpdate
+    ) -> Incident | None:
+        body = incident_body(current, update)  # the Sentinel body it would PUT
         json.dumps(body)
-        return incident(name=name)
+        return None if body is None else current
 
-    async def put_comment(
-        self, workspace: Workspace, incident_name: str, comment_id: str, message: str
-    ) -> JsonObject:
-        assert isinstance(message, str) and message
-        return {}
+    async def put_comment(self, workspace: Workspace, ref: str, comment_id: str, text: str) -> None:
+        assert isinstance(text, str) and text
 
-    async def list_comments(self, workspace: Workspace, incident_name: str) -> list[JsonObject]:
+    async def list_comments(self, workspace: Workspace, ref: str) -> list[SourceComment]:
         return []
 
 
@@ -151,8 +160,8 @@ def test_any_change_is_applied_or_parked_with_a_reason(raw: Any) -> None:
     except PlanError:
         return
     for plan in (
-        lambda: status_properties(change, "undetermined"),
-        lambda: owner_properties(change),
+        lambda: status_update(change, "undetermined"),
+        lambda: owner_update(change),
     ):
         with contextlib.suppress(PlanError):
             plan()

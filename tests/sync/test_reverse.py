@@ -12,14 +12,18 @@ from typing import Any
 
 import pytest
 
+from sentinel_bridge.adapters.sentinel.comments import source_comment
+from sentinel_bridge.adapters.sentinel.updates import incident_body
 from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
 from sentinel_bridge.adapters.store.reverse_store import ReverseSqlStore
 from sentinel_bridge.core.errors import AuthError, RejectedError, TransientError
 from sentinel_bridge.core.model import (
     Incident,
+    IncidentUpdate,
     JsonObject,
     LedgerEntry,
     PageCommit,
+    SourceComment,
     Workspace,
     alert_id_for,
 )
@@ -73,26 +77,35 @@ class Sentinel:
         self.comments: dict[str, list[JsonObject]] = {}
         self.list_error: Exception | None = None
 
-    async def get_incident(self, workspace: Workspace, name: str) -> Incident:
+    async def get_incident(self, workspace: Workspace, ref: str) -> Incident:
+        name = name_of(ref)
         if name in self.fail:
             raise self.fail[name]
         return self.incidents[name]
 
-    async def put_incident(self, workspace: Workspace, name: str, body: JsonObject) -> Incident:
-        self.puts.append((name, body))
-        raw = {**self.incidents[name].raw, "properties": body["properties"]}
-        self.incidents[name] = replace(self.incidents[name], raw=raw)
-        return self.incidents[name]
+    async def update_incident(
+        self, workspace: Workspace, incident: Incident, update: IncidentUpdate
+    ) -> Incident | None:
+        body = incident_body(incident, update)  # Sentinel's own merge, as the adapter does it
+        if body is None:
+            return None
+        self.puts.append((incident.name, body))
+        raw = {**incident.raw, "properties": body["properties"]}
+        self.incidents[incident.name] = replace(incident, raw=raw)
+        return self.incidents[incident.name]
 
-    async def put_comment(
-        self, workspace: Workspace, incident_name: str, comment_id: str, message: str
-    ) -> JsonObject:
-        return {"name": comment_id, "properties": {"message": message}}
+    async def put_comment(self, workspace: Workspace, ref: str, comment_id: str, text: str) -> None:
+        pass
 
-    async def list_comments(self, workspace: Workspace, incident_name: str) -> list[JsonObject]:
+    async def list_comments(self, workspace: Workspace, ref: str) -> list[SourceComment]:
         if self.list_error is not None:
             raise self.list_error
-        return self.comments.get(incident_name, [])
+        payloads = self.comments.get(name_of(ref), [])
+        return [comment for p in payloads if (comment := source_comment(p, ref)) is not None]
+
+
+def name_of(ref: str) -> str:
+    return ref.rstrip("/").rsplit("/", 1)[-1]
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentinel_bridge.core.model import Change
+from sentinel_bridge.adapters.sentinel.updates import merged_body, properties_for
+from sentinel_bridge.core.model import Change, Owner, OwnerUpdate, StatusUpdate
 from sentinel_bridge.sync.reverse_plan import (
     CLASSIFICATIONS,
     REASONS,
@@ -16,10 +17,9 @@ from sentinel_bridge.sync.reverse_plan import (
     change_id_of,
     closing,
     fit_reason,
-    merged_body,
-    owner_properties,
+    owner_update,
     parse_change,
-    status_properties,
+    status_update,
 )
 from sentinel_bridge_emulator.rules import writable_properties
 from tests.factories import incident
@@ -34,6 +34,17 @@ DEFAULT = st.sampled_from(sorted(CLASSIFICATIONS))
 def change(kind: str = "status", **fields: Any) -> Change:
     raw = {"change_id": "c1", "alert_id": "a1", "kind": kind, "origin": "analyst", **fields}
     return Change("c1", "a1", kind, "analyst", raw)
+
+
+def status_properties(raw: Change, default: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The Sentinel properties a status change writes: the plan, then the adapter's words."""
+    update, notes = status_update(raw, default)
+    return properties_for(update), notes
+
+
+def owner_properties(raw: Change) -> dict[str, Any]:
+    """The Sentinel properties an owner change writes."""
+    return properties_for(owner_update(raw))
 
 
 @given(STATUS, CLASSIFICATION, REASON, st.none() | ANY_TEXT, DEFAULT)
@@ -191,8 +202,8 @@ def test_an_unknown_classification_is_defaulted_with_an_exact_note() -> None:
     """`inconclusive` becomes the default, and the note quotes what came."""
     result = closing("inconclusive", None, "c", "benign_positive")
     assert (result.classification, result.reason, result.comment) == (
-        "BenignPositive",
-        "SuspiciousButExpected",
+        "benign_positive",
+        "suspicious_but_expected",
         "c",
     )
     assert result.corrections == (
@@ -203,16 +214,16 @@ def test_an_unknown_classification_is_defaulted_with_an_exact_note() -> None:
 
 def test_reason_fitting_notes_are_exact() -> None:
     """A reason for Undetermined is dropped with a note; none given, no note; odd types too."""
-    assert fit_reason("Undetermined", "inaccurate_data") == (
+    assert fit_reason("undetermined", "inaccurate_data") == (
         None,
         "reason 'inaccurate_data' dropped: Undetermined takes none",
     )
-    assert fit_reason("Undetermined", None) == (None, None)
-    assert fit_reason("TruePositive", ["x"]) == (
-        "SuspiciousActivity",
+    assert fit_reason("undetermined", None) == (None, None)
+    assert fit_reason("true_positive", ["x"]) == (
+        "suspicious_activity",
         "reason ['x'] does not fit TruePositive: SuspiciousActivity",
     )
-    assert fit_reason("FalsePositive", "inaccurate_data") == ("InaccurateData", None)
+    assert fit_reason("false_positive", "inaccurate_data") == ("inaccurate_data", None)
 
 
 @pytest.mark.parametrize(
@@ -360,3 +371,27 @@ def test_quoted_values_are_cut_only_past_80_characters() -> None:
         with pytest.raises(PlanError) as caught:
             status_properties(change(status="s" * length), "undetermined")
         assert str(caught.value) == f"invalid status {expected} (expected new, active or closed)"
+
+
+def test_a_close_is_planned_in_the_queues_words() -> None:
+    """The plan says closed / false_positive / inaccurate_data; Sentinel's words come later."""
+    update, notes = status_update(
+        change(status="closed", classification="false_positive",
+               classification_reason="inaccurate_data", classification_comment="noise"),
+        "undetermined",
+    )  # fmt: skip
+    assert update == StatusUpdate("closed", "false_positive", "inaccurate_data", "noise")
+    assert notes == ()
+
+
+def test_reopening_is_planned_without_classification() -> None:
+    """Any status but closed carries no classification, reason or comment."""
+    update, _ = status_update(change(status="new", classification="true_positive"), "x")
+    assert update == StatusUpdate("new")
+
+
+def test_owner_changes_are_planned_as_owners() -> None:
+    """An assignment names the owner (blank fields dropped); null unassigns."""
+    assigned = owner_update(change("owner", owner={"email": "a@x", "upn": "", "name": "A"}))
+    assert assigned == OwnerUpdate(Owner(email="a@x", upn=None, name="A"))
+    assert owner_update(change("owner", owner=None)) == OwnerUpdate(None)

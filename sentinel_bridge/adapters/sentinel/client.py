@@ -17,17 +17,26 @@ import structlog
 
 from ...config import AzureSettings, SyncSettings
 from ...core.errors import NotFoundError, PayloadError, UnsafeLinkError
-from ...core.model import Details, Incident, JsonObject, Workspace
+from ...core.model import (
+    Details,
+    Incident,
+    IncidentUpdate,
+    JsonObject,
+    SourceComment,
+    Workspace,
+)
 from ...core.ports import ListingEnd, Telemetry
 from ..auth import TokenProvider
 from ..http_client import build_http_client
 from .clock import Clock
+from .comments import source_comment
 from .http import ArmHttp
 from .paging import IncidentListing, NextLinkCheck, with_api_version
 from .parse import format_arm_time, parse_incident
 from .pools import SubscriptionPools
 from .retry import RetryPolicy
 from .throttle import Kind, ThrottleGates
+from .updates import incident_body
 from .workspace import incidents_path
 
 logger = structlog.get_logger(__name__)
@@ -166,35 +175,41 @@ class SentinelClient:
 
     # -- reverse path -----------------------------------------------------------------------
 
-    async def get_incident(self, workspace: Workspace, name: str) -> Incident:
-        return parse_incident(
-            await self._send(workspace, "GET", f"/{quote(name, safe='')}", "reads")
-        )
+    async def get_incident(self, workspace: Workspace, ref: str) -> Incident:
+        """The incident as it is now (by its ARM id); NotFoundError when it is gone."""
+        return parse_incident(await self._send(workspace, "GET", _path(ref), "reads"))
+
+    async def update_incident(
+        self, workspace: Workspace, incident: Incident, update: IncidentUpdate
+    ) -> Incident | None:
+        """Write `update` into the incident as read (None: it is in effect already)."""
+        body = incident_body(incident, update)
+        if body is None:
+            return None
+        return await self.put_incident(workspace, incident.name, body)
 
     async def put_incident(self, workspace: Workspace, name: str, body: JsonObject) -> Incident:
         """PUT the whole incident (there is no PATCH); a stale etag raises ConflictError."""
         path = f"/{quote(name, safe='')}"
         return parse_incident(await self._send(workspace, "PUT", path, "writes", body))
 
-    async def put_comment(
-        self, workspace: Workspace, incident_name: str, comment_id: str, message: str
-    ) -> JsonObject:
+    async def put_comment(self, workspace: Workspace, ref: str, comment_id: str, text: str) -> None:
         """Create or replace a comment; the caller's id makes a retried write idempotent."""
-        path = f"/{quote(incident_name, safe='')}/comments/{quote(comment_id, safe='')}"
-        body = {"properties": {"message": message}}
-        return await self._send(workspace, "PUT", path, "writes", body)
+        path = f"{_path(ref)}/comments/{quote(comment_id, safe='')}"
+        await self._send(workspace, "PUT", path, "writes", {"properties": {"message": text}})
 
-    async def list_comments(self, workspace: Workspace, incident_name: str) -> list[JsonObject]:
-        """Every comment of the incident, across nextLink pages."""
-        first = self._url(workspace, f"/{quote(incident_name, safe='')}/comments", {})
+    async def list_comments(self, workspace: Workspace, ref: str) -> list[SourceComment]:
+        """Every comment of the incident that has text, across nextLink pages."""
+        first = self._url(workspace, f"{_path(ref)}/comments", {})
         check = NextLinkCheck(self._arm, {first})
         url: str | None = first
-        comments: list[JsonObject] = []
+        payloads: list[JsonObject] = []
         while url is not None:
             payload = await self._get(workspace, url)
-            comments.extend(_objects(payload, "value", "comments"))
+            payloads.extend(_objects(payload, "value", "comments"))
             url = _comment_next_link(payload, check)
-        return comments
+        comments = (source_comment(payload, ref) for payload in payloads)
+        return [comment for comment in comments if comment is not None]
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -218,6 +233,11 @@ class SentinelClient:
     ) -> JsonObject:
         url = self._url(workspace, suffix, {})
         return await self._http.request_json(method, url, workspace=workspace, kind=kind, body=body)
+
+
+def _path(ref: str) -> str:
+    """The path of an incident below the workspace's incidents, from its ARM id."""
+    return "/" + quote(ref.rstrip("/").rsplit("/", 1)[-1], safe="")
 
 
 def _objects(payload: JsonObject, key: str, what: str) -> tuple[JsonObject, ...]:
