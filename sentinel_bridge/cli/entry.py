@@ -123,20 +123,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _run(args: argparse.Namespace) -> int:
     from ..runtime.app import run_forever, run_once
-    from ..runtime.teardown import exit_if_teardown_hangs
 
     settings = _settings(args)
     if args.once:
         return anyio.run(run_once, settings)
     # SIGHUP re-reads the same file (and environment) the daemon started with.
     reload = partial(load_settings, resolve_config_path(args.config, os.environ))
-
-    async def daemon() -> int:
-        code = await run_forever(settings, None, reload)
-        exit_if_teardown_hangs(code)
-        return code
-
-    return anyio.run(daemon)
+    return anyio.run(run_forever, settings, None, reload)
 
 
 def _check_config(args: argparse.Namespace) -> int:

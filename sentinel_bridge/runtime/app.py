@@ -3,10 +3,11 @@
 startup  -> wait for the store (startup.py: the daemon until it answers or a signal, `run
             --once` a few attempts), migrate it, build clients. Signals and the ops listener
             ("alive, not ready") are up before the wait; systemd hears READY only after it.
-main     -> one steady-interval loop per workspace + the delivery worker
-shutdown -> on SIGTERM/SIGINT stop taking work, wait up to the grace period for in-flight
-            ticks, then cancel; store commits are shielded so nothing is half-written.
-            A second signal cancels at once.
+main     -> one steady-interval loop per workspace + the delivery worker + the reverse loop
+shutdown -> on SIGTERM/SIGINT every worker returns after the work in hand (a tick, a batch,
+            the changes in hand), then the adapters close, the store once no query is in
+            flight. Only past the grace period, or on a second signal, is the work cancelled
+            (shutdown.py). `run --once` stops the same way, exit code 1.
 
 A certificate that does not verify (TlsVerificationError) is a configuration problem: `run
 --once` stops at the first one and raises it (exit code 2); the daemon logs it as an error,
@@ -15,16 +16,16 @@ records it for `status` and tries again on the next tick or delivery.
 
 from __future__ import annotations
 
-import signal
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 
 import anyio
 import structlog
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup
 
 from ..config import Settings
 from ..core.errors import StartupStopped, TlsVerificationError
@@ -34,7 +35,8 @@ from ..ops.listener import OpsSwitch, listen_early
 from ..sync.delivery import Delivery, DeliveryOptions, DeliveryReport
 from ..sync.forward import ForwardOptions, ForwardSync, utc_now
 from ..sync.reverse import ReverseSync
-from .startup import StoreWait, daemon_wait
+from .shutdown import Shutdown, start_tracked, watching
+from .startup import StoreWait, bounded_wait, daemon_wait
 from .supervisor import Daemon
 from .systemd_notify import Notifier
 from .wiring import Adapters, open_adapters
@@ -138,32 +140,56 @@ async def open_bridge(settings: Settings, wait: StoreWait | None = None) -> Asyn
 async def run_once(settings: Settings) -> int:
     """One full cycle for every workspace, then drain the outbox. 0 when all went well.
 
-    Raises StoreUnreachableError when the store does not answer within a few attempts, and
-    TlsVerificationError at the first certificate that does not verify (a configuration
-    problem: retrying until the deadline could not help).
+    SIGTERM/SIGINT stop it like the daemon (the work in hand is finished, a second signal
+    cancels it), with exit code 1. Raises StoreUnreachableError when the store does not answer
+    within a few attempts, and TlsVerificationError at the first certificate that does not
+    verify (a configuration problem: retrying until the deadline could not help).
     """
+    shutdown = Shutdown(settings.sync.shutdown_grace_seconds)
+    async with watching(shutdown):
+        return await _run_once(settings, shutdown)
+
+
+async def _run_once(settings: Settings, shutdown: Shutdown) -> int:
+    wait = replace(bounded_wait(), stopping=shutdown.requested)
+    code = 1
+    try:
+        async with open_bridge(settings, wait) as bridge:
+            with shutdown.forcible():
+                code = await _cycle(bridge, shutdown.requested)
+    except StartupStopped:
+        log.info("stopped before the store answered")
+    if shutdown.requested.is_set():
+        log.warning("run once interrupted: not every step was done", forced=shutdown.forced)
+        return 1
+    return code
+
+
+async def _cycle(bridge: Bridge, stopping: anyio.Event) -> int:
+    """Tick every workspace, drain the outbox, one reverse pass; each step but the ticks
+    (which finish) ends early once `stopping` is set."""
+    settings = bridge.settings
     # Room for claims left by a crashed process to expire, and for a few retries after that.
     drain_seconds = 4 * settings.queue.request_timeout_seconds + 60
-    async with open_bridge(settings) as bridge:
-        results: dict[str, bool] = {}
+    results: dict[str, bool] = {}
 
-        async def tick(workspace: Workspace) -> None:
-            results[workspace.tenant] = await bridge.tick(workspace)
+    async def tick(workspace: Workspace) -> None:
+        results[workspace.tenant] = await bridge.tick(workspace)
 
-        async with anyio.create_task_group() as group:
-            for workspace in bridge.workspaces:
-                group.start_soon(tick, workspace)
-        _raise_if(bridge.tls_failure)
-        report = await bridge.delivery.drain(drain_seconds)
-        _raise_if(report.tls_failure)
-        left = await bridge.adapters.store.outbox_depth()
-        reverse = await reverse_pass(bridge.reverse)
-        # The reverse pass reports a failed feed as "unavailable"; the queue kept the cause.
-        _raise_if(bridge.adapters.queue.tls_failure)
-        failed = sorted(name for name, ok in results.items() if not ok)
-        _log_summary(results, report, left, failed)
-        log_reverse_summary(reverse)
-        return 0 if not failed and left == 0 and reverse.ok else 1
+    async with anyio.create_task_group() as group:
+        for workspace in bridge.workspaces:
+            group.start_soon(tick, workspace)
+    _raise_if(bridge.tls_failure)
+    report = await bridge.delivery.drain(drain_seconds, stopping)
+    _raise_if(report.tls_failure)
+    left = await bridge.adapters.store.outbox_depth()
+    reverse = await reverse_pass(bridge.reverse, stopping)
+    # The reverse pass reports a failed feed as "unavailable"; the queue kept the cause.
+    _raise_if(bridge.adapters.queue.tls_failure)
+    failed = sorted(name for name, ok in results.items() if not ok)
+    _log_summary(results, report, left, failed)
+    log_reverse_summary(reverse)
+    return 0 if not failed and left == 0 and reverse.ok else 1
 
 
 def _raise_if(failure: TlsVerificationError | None) -> None:
@@ -195,50 +221,72 @@ async def run_forever(
     `reload` re-reads the configuration; with it, SIGHUP applies tenant changes live. A store
     that does not answer at start is waited for (a stop signal ends the wait, exit code 0).
     """
-    stopping = stop or anyio.Event()
+    shutdown = Shutdown(settings.sync.shutdown_grace_seconds, stop or anyio.Event())
     notifier = Notifier()
-    async with anyio.create_task_group() as group:
-        if stop is None:
-            await group.start(_watch_signals, stopping, group.cancel_scope, settings)
+    async with watching(shutdown, signals=stop is None) as group:
         ops = await listen_early(group, settings.observability.listen)
-        wait = daemon_wait(stopping, partial(_store_unreachable, ops, notifier))
+        wait = daemon_wait(shutdown.requested, partial(_store_unreachable, ops, notifier))
         try:
-            await _serve(settings, stopping, reload, wait, ops, notifier)
+            await _serve(settings, shutdown, reload, wait, ops, notifier)
         except StartupStopped:
             log.info("stopped before the store answered")
-        group.cancel_scope.cancel()  # the signal watcher and the ops listener
     log.info("bridge stopped")
     return 0
 
 
 async def _serve(
     settings: Settings,
-    stopping: anyio.Event,
+    shutdown: Shutdown,
     reload: Callable[[], Settings] | None,
     wait: StoreWait,
     ops: OpsSwitch | None,
     notifier: Notifier,
 ) -> None:
-    async with open_bridge(settings, wait) as bridge, anyio.create_task_group() as group:
-        group.start_soon(bridge.delivery.run)
-        daemon = Daemon(
-            bridge,
-            bridge.adapters.store,
-            settings,
-            group,
-            workspaces_of,
-            bridge.health,
-            notifier,
-            ops,
-        )
-        await daemon.start(reload)
-        group.start_soon(reverse_loop, bridge.reverse, stopping, settings.sync, daemon.loops)
-        log.info("bridge started", workspaces=len(bridge.workspaces))
-        await daemon.main_loop(stopping)
-        await daemon.loops.stop_all(settings.sync.shutdown_grace_seconds)
-        # The delivery worker ran during the grace period too; what it did not send stays in
-        # the outbox for the next start.
-        group.cancel_scope.cancel()
+    async with open_bridge(settings, wait) as bridge:
+        with shutdown.forcible():
+            async with anyio.create_task_group() as group:
+                daemon = Daemon(
+                    bridge,
+                    bridge.adapters.store,
+                    settings,
+                    group,
+                    workspaces_of,
+                    bridge.health,
+                    notifier,
+                    ops,
+                )
+                await _work_until_stopped(bridge, daemon, group, shutdown.requested, reload)
+                group.cancel_scope.cancel()  # what is left: the SIGHUP watcher
+        _answer_stopping(ops)
+    # The adapters are closed here: the store after the last query of the workers.
+
+
+async def _work_until_stopped(
+    bridge: Bridge,
+    daemon: Daemon,
+    group: TaskGroup,
+    stopping: anyio.Event,
+    reload: Callable[[], Settings] | None,
+) -> None:
+    """Run the loops and workers until `stopping`, then wait for each to return by itself
+    (the grace timer forces them if they take too long)."""
+    delivery = start_tracked(group, bridge.delivery.run, stopping)
+    await daemon.start(reload)
+    sync = bridge.settings.sync
+    reverse = start_tracked(group, reverse_loop, bridge.reverse, stopping, sync, daemon.loops)
+    log.info("bridge started", workspaces=len(bridge.workspaces))
+    await daemon.main_loop(stopping)
+    await daemon.loops.stop_all(math.inf)
+    # What the delivery worker did not send stays in the outbox for the next start.
+    await delivery.wait()
+    await reverse.wait()
+
+
+def _answer_stopping(ops: OpsSwitch | None) -> None:
+    """The probes stop reaching into the store before it closes: /readyz says "stopping"."""
+    if ops is not None:
+        ops.starting.reason = "stopping"
+        ops.current = ops.starting
 
 
 def _store_unreachable(ops: OpsSwitch | None, notifier: Notifier, delay: float) -> None:
@@ -251,25 +299,3 @@ def _store_unreachable(ops: OpsSwitch | None, notifier: Notifier, delay: float) 
         STATUS=f"store unreachable; retrying in {delay:.0f} s",
         EXTEND_TIMEOUT_USEC=str(int((delay + _NEXT_ATTEMPT_MARGIN_S) * 1_000_000)),
     )
-
-
-async def _watch_signals(
-    stopping: anyio.Event,
-    scope: anyio.CancelScope,
-    settings: Settings,
-    *,
-    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        task_status.started()  # from here on a signal stops the daemon gracefully
-        async for signum in signals:
-            if stopping.is_set():
-                log.warning("second signal: stopping now", signal=signal.Signals(signum).name)
-                scope.cancel()
-                return
-            log.info(
-                "stopping",
-                signal=signal.Signals(signum).name,
-                grace_s=settings.sync.shutdown_grace_seconds,
-            )
-            stopping.set()

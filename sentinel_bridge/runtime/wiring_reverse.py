@@ -59,12 +59,15 @@ def build_reverse(
     )
 
 
-async def reverse_pass(reverse: ReverseSync | None) -> PassReport:
-    """One pass, isolated: an unexpected error is logged and reported, never raised."""
+async def reverse_pass(
+    reverse: ReverseSync | None, stopping: anyio.Event | None = None
+) -> PassReport:
+    """One pass, isolated: an unexpected error is logged and reported, never raised. Once
+    `stopping` is set it ends after the changes in hand are recorded."""
     if reverse is None:
         return PassReport()
     try:
-        return await reverse.run_pass()
+        return await reverse.run_pass(stopping)
     except Exception as exc:  # the forward path and the next pass must go on
         log.error("reverse pass failed", error=f"{type(exc).__name__}: {exc}"[:1000])
         return PassReport(feed_error=type(exc).__name__)
@@ -76,13 +79,15 @@ async def reverse_loop(
     sync: SyncSettings,
     running: RunningWorkspaces,
 ) -> None:
-    """A pass every `reverse_interval_seconds`, the time a pass took subtracted."""
+    """A pass every `reverse_interval_seconds`, the time a pass took subtracted, until
+    `stopping` is set: then the pass in flight ends early (see `ReverseSync.run_pass`) and
+    this returns, nothing cancelled."""
     if reverse is None:
         return
     while not stopping.is_set():
         started = time.monotonic()
         reverse.set_workspaces(running.workspaces)
-        await reverse_pass(reverse)
+        await reverse_pass(reverse, stopping)
         wait = max(0.0, sync.reverse_interval_seconds - (time.monotonic() - started))
         with anyio.move_on_after(wait):
             await stopping.wait()

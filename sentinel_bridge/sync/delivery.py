@@ -8,6 +8,9 @@ tried again later, after the delay the queue asked for when it named one.
 A queue certificate that does not verify fails every item alike: the item is retried later
 as any failure (the certificate or the bundle may be fixed), logged as an error naming host and
 reason, and `drain` (for `run --once`) stops at once instead of retrying until its deadline.
+
+A stop is looked at between batches: the batch in flight finishes, so every item it claimed is
+delivered, scheduled for a retry or parked, and none is left leased to a process that is gone.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ..core.ports import (
     Store,
     Telemetry,
 )
+from .stopping import is_set, wait_any
 
 log = structlog.get_logger(__name__)
 
@@ -87,24 +91,28 @@ class Delivery:
         """New items were committed: stop waiting and claim them."""
         self._wake.set()
 
-    async def run(self, idle_seconds: float = 5.0) -> None:
-        """Deliver until cancelled; sleeps when nothing is due, wakes early on nudge()."""
-        while True:
+    async def run(self, stopping: anyio.Event, idle_seconds: float = 5.0) -> None:
+        """Deliver until `stopping` is set, then return once the batch in flight is done;
+        sleeps when nothing is due, waking early on nudge() or `stopping`."""
+        while not stopping.is_set():
             report = await self.deliver_batch()
             if report.delivered or report.failed or report.parked:
                 continue
-            await self._sleep_until_due(idle_seconds)
+            await self._sleep_until_due(idle_seconds, stopping)
 
-    async def drain(self, deadline_seconds: float) -> DeliveryReport:
-        """Deliver everything due, retrying failures until nothing is left or the deadline;
-        a certificate that does not verify ends it at once (`tls_failure` of the report)."""
+    async def drain(
+        self, deadline_seconds: float, stopping: anyio.Event | None = None
+    ) -> DeliveryReport:
+        """Deliver everything due, retrying failures until nothing is left, the deadline, or
+        `stopping` (looked at between batches); a certificate that does not verify ends it at
+        once (`tls_failure` of the report)."""
         total = DeliveryReport()
         with anyio.move_on_after(deadline_seconds):
-            while True:
+            while not is_set(stopping):
                 total.add(await self.deliver_batch())
                 if total.tls_failure is not None or await self._store.outbox_depth() == 0:
                     break
-                await self._sleep_until_due(idle_seconds=1.0)
+                await self._sleep_until_due(1.0, stopping)
         return total
 
     async def deliver_batch(self) -> DeliveryReport:
@@ -132,13 +140,15 @@ class Delivery:
                 await self._store.mark_delivered_many(confirmed)
         return report
 
-    async def _sleep_until_due(self, idle_seconds: float) -> None:
+    async def _sleep_until_due(
+        self, idle_seconds: float, stopping: anyio.Event | None = None
+    ) -> None:
         due = await self._store.next_outbox_due()
         wait = idle_seconds
         if due is not None:
             wait = min(idle_seconds, max(0.05, (due - self._clock()).total_seconds()))
         with anyio.move_on_after(wait):
-            await self._wake.wait()
+            await wait_any(self._wake, stopping)
         self._wake = anyio.Event()
 
     async def _deliver_one(self, item: OutboxItem, report: DeliveryReport) -> bool:

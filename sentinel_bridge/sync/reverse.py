@@ -27,6 +27,7 @@ from .budget import Budget
 from .comments import CommentMirror
 from .reverse_apply import Applier, ApplyOptions, Outcome, Result
 from .reverse_plan import PlanError, change_id_of, parse_change
+from .stopping import HeldWhenStopping, is_set
 
 log = structlog.get_logger(__name__)
 
@@ -105,12 +106,19 @@ class ReverseSync:
         """The workspaces configured now (a reload may have changed them)."""
         self._workspaces = {workspace.key: workspace for workspace in workspaces}
 
-    async def run_pass(self) -> PassReport:
-        """Every pending change, then every new Sentinel comment; one log line."""
+    async def run_pass(self, stopping: anyio.Event | None = None) -> PassReport:
+        """Every pending change, then every new Sentinel comment; one log line.
+
+        Once `stopping` is set the pass ends after the changes in hand are recorded (those not
+        started stay pending, the cursor stays before their page) or after the workspace whose
+        comments it is sweeping.
+        """
         started = time.monotonic()
         report = PassReport()
-        await self._changes(report)
+        await self._changes(report, stopping)
         for workspace in self._workspaces.values():
+            if is_set(stopping):
+                break
             mirrored, failed = await self._mirror.sweep(workspace)
             report.comments_mirrored += mirrored
             report.comment_failures += failed
@@ -125,6 +133,7 @@ class ReverseSync:
             comments_mirrored=report.comments_mirrored,
             comment_failures=report.comment_failures,
             feed_error=report.feed_error,
+            stopped=is_set(stopping),
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
         return report
@@ -141,12 +150,13 @@ class ReverseSync:
         ids = [entry.change_id for entry in entries]
         return await self._store.journal(ids, parked_only=False, limit=len(ids) or 1)
 
-    async def _changes(self, report: PassReport) -> None:
+    async def _changes(self, report: PassReport, stopping: anyio.Event | None) -> None:
         key = self._options.queue_key
         cursor = await self._store.cursor(key)
-        blocked: set[str] = set()  # alerts with an unfinished change: hold their later ones
+        # Alerts with an unfinished change: hold their later ones; all of them once stopping.
+        blocked = HeldWhenStopping(stopping)
         advancing = True
-        while True:
+        while not is_set(stopping):
             page = await self._read_feed(cursor, report)
             if page is None:
                 return

@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ import anyio
 from sentinel_bridge.cli.status import StoreMissing, collect
 from sentinel_bridge.config import Settings
 from sentinel_bridge.runtime.app import run_forever
+from sentinel_bridge.runtime.shutdown import start_tracked
 
 from .. import EmulatedWorkspace, Emulator, EmulatorOptions
 from ..audit import audit
@@ -164,11 +166,14 @@ async def generate(state: DemoState, stop: anyio.Event) -> None:
             state.analysts.act()
 
 
-async def show_live(state: DemoState, settings: Settings, duration: float) -> None:
-    """Redraw the per-tenant view every second until cancelled."""
+async def show_live(
+    state: DemoState, settings: Settings, duration: float, stop: anyio.Event
+) -> None:
+    """Redraw the per-tenant view every second until `stop` (between redraws: a read of the
+    store is never cancelled)."""
     screen, started = Screen(), time.monotonic()
     names = {tenant.workspace_name: tenant.name for tenant in settings.tenants}
-    while True:
+    while not stop.is_set():
         try:
             rows = {row.workspace: row for row in await collect(settings)}
         except StoreMissing:
@@ -180,7 +185,8 @@ async def show_live(state: DemoState, settings: Settings, duration: float) -> No
         ]  # fmt: skip
         header = f"sentinel-bridge demo  {progress(time.monotonic() - started, duration)}"
         screen.show(render(lines, header))
-        await anyio.sleep(1.0)
+        with anyio.move_on_after(1.0):
+            await stop.wait()
 
 
 async def _caught_up(state: DemoState, limit_seconds: float) -> None:
@@ -217,21 +223,37 @@ async def run_demo(tenants: int, duration: float, state_dir: str) -> int:
 
 
 async def _run_with(state: DemoState, settings: Settings, duration: float) -> None:
+    """Until the duration is over or a signal: then let the bridge catch up and stop it the
+    way the daemon stops (it returns by itself within its grace period); a second signal
+    cancels everything at once."""
     stop_generating, stop_bridge = anyio.Event(), anyio.Event()
-    async with anyio.create_task_group() as group:
-        group.start_soon(generate, state, stop_generating)
-        group.start_soon(show_live, state, settings, duration)
-        group.start_soon(run_forever, settings, stop_bridge)
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as group:
+            group.start_soon(generate, state, stop_generating)
+            view = start_tracked(group, show_live, state, settings, duration, stop_bridge)
+            bridge = start_tracked(group, run_forever, settings, stop_bridge)
             with anyio.move_on_after(duration if duration > 0 else float("inf")):
-                async for _ in signals:
-                    break
-        stop_generating.set()
-        _out("  stopping: letting the bridge catch up ...")
-        await _caught_up(state, limit_seconds=3 * settings.sync.poll_interval_seconds + 10)
-        stop_bridge.set()
-        await anyio.sleep(0.5)
-        group.cancel_scope.cancel()
+                await _next(signals)
+            group.start_soon(_cancel_on_signal, signals, group.cancel_scope)
+            stop_generating.set()
+            _out("  stopping: letting the bridge catch up ...")
+            await _caught_up(state, limit_seconds=3 * settings.sync.poll_interval_seconds + 10)
+            stop_bridge.set()
+            # Both read the store: they return by themselves rather than be cancelled.
+            await bridge.wait()
+            await view.wait()
+            group.cancel_scope.cancel()  # the generator (done by now), the signal watcher
+
+
+async def _next(signals: AsyncIterator[int]) -> None:
+    async for _ in signals:
+        return
+
+
+async def _cancel_on_signal(signals: AsyncIterator[int], scope: anyio.CancelScope) -> None:
+    await _next(signals)
+    _out("  second signal: stopping now")
+    scope.cancel()
 
 
 def _report(state: DemoState) -> int:

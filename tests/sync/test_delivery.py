@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 from structlog.testing import capture_logs
 
@@ -196,3 +197,47 @@ async def test_out_of_attempts_parks_with_the_last_reason(store: SqlStore) -> No
     assert (report.parked, await store.outbox_depth()) == (1, 0)
     [parked] = [entry for entry in logs if entry["event"] == "alert parked"]
     assert parked["reason"] == "gave up after 1 attempts; last: queue PUT: 503"
+
+
+class HeldQueue(ScriptedQueue):
+    """Holds every PUT until `release` is set; `entered` is set by the first one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = anyio.Event()
+        self.release = anyio.Event()
+
+    async def put_alert(self, alert_id: str, body: JsonObject) -> PutResult:
+        self.entered.set()
+        await self.release.wait()
+        return await super().put_alert(alert_id, body)
+
+
+async def test_an_idle_worker_returns_as_soon_as_stopping_is_set(store: SqlStore) -> None:
+    """Nothing due: run() returns when stopping is set, not at the end of its idle wait."""
+    stopping = anyio.Event()
+    started = time.monotonic()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(delivery(ScriptedQueue(), store).run, stopping, 60.0)
+            await anyio.sleep(0.2)
+            stopping.set()
+    assert time.monotonic() - started < 1.0
+
+
+async def test_a_stop_mid_batch_lets_the_batch_finish_and_starts_no_other(store: SqlStore) -> None:
+    """Stopping mid-batch: the batch is delivered and recorded, no lease is left, no next batch."""
+    queue = HeldQueue()
+    await enqueue(store, *(item(name) for name in "abcd"))
+    worker = delivery(queue, store, batch_size=2, concurrency=1)
+    stopping = anyio.Event()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run, stopping)
+            await queue.entered.wait()
+            stopping.set()
+            queue.release.set()
+    assert len(queue.received) == 2
+    assert await store.outbox_depth() == 2
+    # Both left are claimable at once: the stopped worker holds no lease on them.
+    assert len(await store.claim_outbox(10, NOW, 60)) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
@@ -9,13 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+log = structlog.get_logger(__name__)
+
 # Execution option naming how a SQLite transaction begins; see `writer()`.
 _BEGIN = "sentinel_bridge_begin"
 _BUSY_TIMEOUT_MS = 30_000
+# Closing the pool gives up after this: a database server that does not answer any more must
+# not keep the process from exiting.
+_DISPOSE_SECONDS = 5.0
+# The coroutine SQLAlchemy runs, in a task of its own, to close a SQLite connection whose
+# query was cancelled; see `end_abandoned_closes()`.
+_ABANDONED_CLOSE = "AsyncAdapt_aiosqlite_connection._terminate_graceful_close"
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
@@ -33,6 +43,53 @@ def create_engine(url: str | URL) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
     return engine
+
+
+async def dispose(engine: AsyncEngine, seconds: float = _DISPOSE_SECONDS) -> None:
+    """Close the pool's connections, within `seconds` even while the caller is cancelled;
+    on SQLite, then end what queries cancelled in flight left behind."""
+    with anyio.move_on_after(seconds, shield=True):
+        await engine.dispose()
+        if is_sqlite(engine):
+            await end_abandoned_closes()
+
+
+async def end_abandoned_closes(rounds: int = 10) -> int:
+    """End SQLAlchemy's close tasks of SQLite connections whose query was cancelled; returns
+    how many there were. Only a forced stop (a second signal, the grace period over) or a
+    deadline cancels store queries: after a graceful stop there are none.
+
+    Why (SQLAlchemy 2 with aiosqlite >= 0.22): a task cancelled while its query runs in
+    aiosqlite's worker thread has its connection invalidated. SQLAlchemy starts aiosqlite's
+    `close()` in a task of its own under `asyncio.shield` and, once the shield gives way to
+    the cancellation, also queues aiosqlite's `stop()`. That close task waits for the worker
+    to finish the query. When asyncio.run's final clean-up cancels it during that wait,
+    `close()` queues a second stop in its `finally` and awaits it; the worker thread ended at
+    the first stop, so the await never returns, and the clean-up, which cancels each task only
+    once, waits for it forever. (A query that finished before the loop ended leaves the task
+    in that `finally` already, where one cancel ends it: hence a hang now and then, and every
+    time the query waits for a lock.) Cancelled here until done, while the loop still runs,
+    the task gets through that `finally`. The worker thread still closes the sqlite connection
+    after the query (the first stop): nothing leaks, the interrupted transaction rolls back.
+    """
+    abandoned = [task for task in asyncio.all_tasks() if _is_abandoned_close(task)]
+    for _ in range(rounds):  # two suffice: one into the `finally`, one out of it
+        pending = [task for task in abandoned if not task.done()]
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        await asyncio.sleep(0)
+    if abandoned:
+        log.warning(
+            "ended the close of store connections whose query was cancelled",
+            connections=len(abandoned),
+        )
+    return len(abandoned)
+
+
+def _is_abandoned_close(task: asyncio.Task[Any]) -> bool:
+    return getattr(task.get_coro(), "__qualname__", "") == _ABANDONED_CLOSE
 
 
 def writer(engine: AsyncEngine) -> AsyncEngine:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 import migrations
 
-from .engine import create_engine, is_sqlite, writer
+from .engine import create_engine, dispose, is_sqlite, writer
 
 # Key of the PostgreSQL advisory lock that serializes replicas migrating at the same time
 # (an arbitrary constant; it only has to be the same in every replica).
@@ -65,7 +65,7 @@ async def upgrade_to_head(url: str) -> None:
                 )
             await conn.run_sync(_upgrade)
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def ping_store(url: str) -> None:
@@ -79,7 +79,7 @@ async def ping_store(url: str) -> None:
         async with engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def current_revision(url: str) -> str | None:
@@ -89,7 +89,7 @@ async def current_revision(url: str) -> str | None:
         async with engine.connect() as conn:
             return await conn.run_sync(_current_revision)
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 def head_revision() -> str | None:

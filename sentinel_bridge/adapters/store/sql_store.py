@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ...core.model import Enrichment, LedgerEntry, OutboxItem, PageCommit, ParkedItem
 from ...core.ports import ClaimedItem, WorkspaceState
 from . import leases, writes
-from .engine import create_engine, is_sqlite, write_gate
+from .engine import create_engine, dispose, is_sqlite, write_gate
 from .tables import checkpoints, ledger, outbox, parked
 
 Clock = Callable[[], datetime]
@@ -52,7 +52,8 @@ class SqlStore:
         return self._engine
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        """Close the connections, bounded (see `engine.dispose`)."""
+        await dispose(self._engine)
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
