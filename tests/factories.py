@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sentinel_bridge.adapters.sentinel import incidents_path, parse_incident, sentinel_workspace
+from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
 from sentinel_bridge.core.model import Incident
 
 WORKSPACE = sentinel_workspace(
@@ -47,3 +51,15 @@ def incident(
     }
     parsed = parse_incident(payload)
     return replace(parsed, incident_number=props.get("incidentNumber", 1))
+
+
+@asynccontextmanager
+async def sqlite_store(directory: Path, now: datetime) -> AsyncIterator[SqlStore]:
+    """A migrated SQLite store in `directory` whose clock always says `now`."""
+    url = f"sqlite+aiosqlite:///{directory}/state.db"
+    await upgrade_to_head(url)
+    store = SqlStore.open(url, clock=lambda: now)
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import anyio
 
 from ..config import Settings
-from ..core.model import JournalEntry
+from ..core.model import JournalEntry, Outcome
+from .table import render
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -62,26 +63,34 @@ async def retry_changes(settings: Settings, change_ids: Sequence[str], every: bo
     for change_id in sorted(missing):
         print(f"{change_id}: not a parked change")
     _print(entries, as_json=False)
-    still = [entry for entry in entries if entry.outcome not in ("applied", "echo")]
+    still = [entry for entry in entries if entry.outcome in (Outcome.PARKED, Outcome.PENDING)]
     return 1 if still or missing else 0
 
 
 def _print(entries: Sequence[JournalEntry], as_json: bool) -> None:
-    for entry in entries:
-        row = {
-            "change_id": entry.change_id,
-            "alert_id": entry.alert_id,
-            "kind": entry.kind,
-            "outcome": entry.outcome,
-            "attempts": entry.attempts,
-            "updated_at": entry.updated_at.isoformat() if entry.updated_at else None,
-            "reason": entry.reason,
-        }
-        if as_json:
-            print(json.dumps(row, ensure_ascii=False))
-        else:
-            reason = f"  {entry.reason}" if entry.reason else ""
-            print(f"{entry.change_id}  {entry.outcome:<8} {entry.kind or '-':<8} "
-                  f"alert {entry.alert_id or '-'}{reason}")  # fmt: skip
-    if not entries and not as_json:
+    if as_json:
+        for entry in entries:
+            print(json.dumps(_as_row(entry), ensure_ascii=False))
+        return
+    if not entries:
         print("no changes")
+        return
+    header = ["CHANGE", "OUTCOME", "KIND", "ALERT", "REASON"]
+    cells = [
+        [entry.change_id, entry.outcome.value, entry.kind or "-", entry.alert_id or "-",
+         entry.reason or ""]
+        for entry in entries
+    ]  # fmt: skip
+    print(render([header, *cells]))
+
+
+def _as_row(entry: JournalEntry) -> dict[str, object]:
+    return {
+        "change_id": entry.change_id,
+        "alert_id": entry.alert_id,
+        "kind": entry.kind,
+        "outcome": entry.outcome.value,
+        "attempts": entry.attempts,
+        "updated_at": entry.updated_at.isoformat() if entry.updated_at else None,
+        "reason": entry.reason,
+    }

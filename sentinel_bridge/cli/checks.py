@@ -10,9 +10,11 @@ import anyio
 from ..adapters.auth import MsalTokenProvider
 from ..adapters.sentinel import RetryPolicy, SentinelClient
 from ..config import Settings
+from ..core.errors import describe
 from ..core.model import Workspace
 from ..runtime.wiring import token_provider
 from ..runtime.workspaces import workspaces_of
+from .table import render
 
 
 @dataclass
@@ -57,7 +59,7 @@ async def _check_one(tokens: MsalTokenProvider, source: SentinelClient, row: Ten
     except Exception as exc:  # the table reports every tenant, whatever failed
         row.token = row.token if row.token == "ok" else "FAILED"
         row.listing = "FAILED" if row.token == "ok" else "-"
-        row.error = f"{type(exc).__name__}: {exc}"[:160]
+        row.error = describe(exc, 160)
 
 
 def render_table(rows: list[TenantCheck]) -> str:
@@ -73,8 +75,4 @@ def render_table(rows: list[TenantCheck]) -> str:
         )
         for row in rows
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    )
+    return render(lines)

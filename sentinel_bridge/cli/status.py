@@ -21,6 +21,7 @@ from ..adapters.store import SqlStore
 from ..config import Settings
 from ..core.ports import WorkspaceState
 from ..runtime.workspaces import workspace_of
+from .table import render
 
 _NOT_CONFIGURED = "(not configured)"
 
@@ -120,9 +121,7 @@ def to_table(rows: list[StatusRow]) -> str:
     """Fixed-width columns; the last error is cut to one line of 60 characters."""
     cells = [[title for title, _ in _COLUMNS]]
     cells += [[_cell(name, getattr(row, name)) for _, name in _COLUMNS] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(_COLUMNS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
-    return "\n".join(line.rstrip() for line in lines)
+    return render(cells)
 
 
 def _cell(name: str, value: Any) -> str:

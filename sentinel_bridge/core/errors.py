@@ -156,3 +156,14 @@ class TlsVerificationError(RemoteError):
     def log_fields(self) -> dict[str, str]:
         """Host, reason and the setting to check, as separate fields of a log line."""
         return {"host": self.address, "reason": self.verify_message, "check": self.setting}
+
+
+def describe(exc: BaseException, limit: int = 1000) -> str:
+    """`Type: message` for logs and the store, on one line and at most `limit` characters.
+
+    Our errors never carry secrets in their text; this is the one way the bridge names a
+    failure, so that every log line and parked reason reads alike.
+    """
+    message = " | ".join(line for line in str(exc).splitlines() if line.strip())
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

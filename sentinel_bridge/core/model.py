@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 JsonObject = dict[str, Any]
@@ -258,6 +259,19 @@ class SourceComment:
     created_at: str | None = None
 
 
+class Outcome(StrEnum):
+    """How one queue change was handled."""
+
+    APPLIED = "applied"
+    ECHO = "echo"  # written by the bridge itself: skipped
+    PARKED = "parked"  # set aside with its reason
+    PENDING = "pending"  # failed in a way that may heal: tried again later
+
+    @property
+    def finished(self) -> bool:
+        return self is not Outcome.PENDING
+
+
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """How one change was handled: applied, echo, parked (with a reason) or pending."""
@@ -265,7 +279,7 @@ class JournalEntry:
     change_id: str
     alert_id: str | None
     kind: str | None
-    outcome: str
+    outcome: Outcome
     reason: str | None
     payload: JsonObject = field(compare=False, hash=False, repr=False)
     attempts: int = 1  # failed tries that counted against the change's budget (+1 when done)

@@ -159,8 +159,8 @@ class WorkspaceState:
     parked: int = 0  # parked items of this workspace not resolved yet
 
 
-class Store(Protocol):
-    """Durable state: checkpoints, dedup ledger, outbox and parked items."""
+class ForwardStore(Protocol):
+    """What a forward tick keeps: checkpoint, dedup ledger, and the page it commits."""
 
     async def checkpoint(self, workspace_key: str) -> datetime | None: ...
 
@@ -172,17 +172,15 @@ class Store(Protocol):
         """Ledger upserts, outbox upserts, parked rows and checkpoint, in one transaction."""
         ...
 
-    async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None: ...
-
     async def enrichment_due(
         self, workspace_key: str, now: datetime, limit: int
     ) -> list[LedgerEntry]:
         """Ledger rows whose enrichment is due to be tried again by `now`, oldest due first."""
         ...
 
-    async def caught_up(self, workspace_keys: Sequence[str]) -> set[str]:
-        """The workspaces whose listing ran to its end at least once."""
-        ...
+
+class OutboxStore(Protocol):
+    """The outbox as delivery sees it: leased claims, confirmations, retries and parking."""
 
     async def claim_outbox(
         self, limit: int, now: datetime, lease_seconds: float
@@ -190,17 +188,12 @@ class Store(Protocol):
         """Lease up to `limit` due items (not leased by anyone else), oldest first."""
         ...
 
-    async def mark_delivered(self, item: OutboxItem) -> None:
-        """Remove the item, unless a newer revision replaced it meanwhile (then release it)."""
-        ...
-
     async def mark_delivered_many(self, items: Sequence[OutboxItem]) -> None:
-        """mark_delivered for several items, in one transaction."""
+        """Remove the items, in one transaction; one that a newer revision replaced meanwhile
+        is released instead, to be delivered in its turn."""
         ...
 
     async def mark_failed(self, item: OutboxItem, error: str, retry_at: datetime) -> None: ...
-
-    async def park(self, item: ParkedItem) -> None: ...
 
     async def park_outbox(self, item: OutboxItem, reason: str) -> None:
         """Move an undeliverable item out of the outbox into the parked table."""
@@ -209,6 +202,12 @@ class Store(Protocol):
     async def outbox_depth(self) -> int: ...
 
     async def next_outbox_due(self) -> datetime | None: ...
+
+
+class Store(ForwardStore, OutboxStore, Protocol):
+    """The whole store as the runtime holds it: the two above, tick records, state, close."""
+
+    async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None: ...
 
     async def workspace_states(self) -> list[WorkspaceState]: ...
 

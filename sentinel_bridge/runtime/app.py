@@ -28,12 +28,13 @@ import structlog
 from anyio.abc import TaskGroup
 
 from ..config import Settings
-from ..core.errors import StartupStopped, TlsVerificationError
+from ..core.clock import utc_now
+from ..core.errors import StartupStopped, TlsVerificationError, describe
 from ..core.model import Workspace
 from ..ops.health import TickHealth, record_tick
 from ..ops.listener import OpsSwitch, listen_early
 from ..sync.delivery import Delivery, DeliveryOptions, DeliveryReport
-from ..sync.forward import ForwardOptions, ForwardSync, utc_now
+from ..sync.forward import ForwardOptions, ForwardSync
 from ..sync.reverse import ReverseSync
 from .shutdown import Shutdown, start_tracked, watching
 from .startup import StoreWait, bounded_wait, daemon_wait
@@ -101,7 +102,7 @@ class Bridge:
 
 def _describe(exc: BaseException) -> str:
     """Type and message; our errors never carry secrets in their text."""
-    return f"{type(exc).__name__}: {exc}"[:1000]
+    return describe(exc)
 
 
 @asynccontextmanager

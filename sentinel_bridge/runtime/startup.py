@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from ..adapters.store.migrate import ping_store, upgrade_to_head
+from ..core.backoff import exponential
 from ..core.errors import StartupStopped, StoreUnreachableError
 
 log = structlog.get_logger(__name__)
@@ -41,8 +42,7 @@ class Backoff:
 
     def delay(self, attempt: int, rand: float) -> float:
         """Seconds to wait after failed attempt `attempt` (1-based); `rand` is in [0, 1)."""
-        ceiling = min(self.cap, self.first * 2.0 ** min(max(attempt - 1, 0), 30))
-        return ceiling * (1.0 - self.jitter * rand)
+        return exponential(attempt - 1, self.first, self.cap) * (1.0 - self.jitter * rand)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,6 +27,7 @@ from ..config import Settings
 from ..core.model import Workspace
 from ..ops.health import TickHealth
 from ..ops.listener import OpsEndpoint, OpsStore, OpsSwitch, serve
+from .cadence import every
 from .reload import reload_settings
 from .systemd_notify import Notifier
 
@@ -110,11 +110,7 @@ class WorkspaceLoops:
                 await predecessor.done.wait()
             with anyio.move_on_after(delay):
                 await loop.stop.wait()
-            while not loop.stop.is_set():
-                started = time.monotonic()
-                await self._ticker.tick(loop.workspace)
-                with anyio.move_on_after(max(0.0, self._interval - (time.monotonic() - started))):
-                    await loop.stop.wait()
+            await every(self._interval, loop.stop, lambda: self._ticker.tick(loop.workspace))
         finally:
             loop.done.set()
 

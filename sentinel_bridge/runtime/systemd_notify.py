@@ -25,10 +25,6 @@ class Notifier:
         self.watchdog_seconds = _watchdog_seconds(env)
         self._warned = False
 
-    @property
-    def enabled(self) -> bool:
-        return self._address is not None
-
     def notify(self, **fields: str) -> bool:
         """Send one message (e.g. notify(READY="1", STATUS="...")); True if it was sent."""
         if self._address is None or not fields:

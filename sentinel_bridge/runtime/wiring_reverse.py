@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Protocol
 
@@ -11,10 +10,12 @@ import structlog
 
 from ..adapters.store.reverse_store import ReverseSqlStore
 from ..config import Settings, SyncSettings
+from ..core.errors import describe
 from ..core.model import Workspace
 from ..sync.budget import Budget
 from ..sync.reverse import PassReport, ReverseOptions, ReverseSync
 from ..sync.reverse_apply import ApplyOptions
+from .cadence import every
 from .wiring import Adapters
 
 log = structlog.get_logger(__name__)
@@ -69,7 +70,7 @@ async def reverse_pass(
     try:
         return await reverse.run_pass(stopping)
     except Exception as exc:  # the forward path and the next pass must go on
-        log.error("reverse pass failed", error=f"{type(exc).__name__}: {exc}"[:1000])
+        log.error("reverse pass failed", error=describe(exc))
         return PassReport(feed_error=type(exc).__name__)
 
 
@@ -84,13 +85,12 @@ async def reverse_loop(
     this returns, nothing cancelled."""
     if reverse is None:
         return
-    while not stopping.is_set():
-        started = time.monotonic()
+
+    async def one_pass() -> None:
         reverse.set_workspaces(running.workspaces)
         await reverse_pass(reverse, stopping)
-        wait = max(0.0, sync.reverse_interval_seconds - (time.monotonic() - started))
-        with anyio.move_on_after(wait):
-            await stopping.wait()
+
+    await every(sync.reverse_interval_seconds, stopping, one_pass)
 
 
 def log_reverse_summary(report: PassReport) -> None:

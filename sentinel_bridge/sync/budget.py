@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ..core.backoff import exponential
 from ..core.model import Details, Enrichment, LedgerEntry
 
 
@@ -24,8 +25,8 @@ class Budget:
 
     def delay(self, attempts: int) -> timedelta:
         """The wait after the `attempts`-th failed try (counting from 1)."""
-        doublings = min(max(attempts - 1, 0), 30)
-        return min(self.max_delay, self.first_delay * (1 << doublings))
+        first, cap = self.first_delay.total_seconds(), self.max_delay.total_seconds()
+        return timedelta(seconds=exponential(attempts - 1, first, cap))
 
     def exhausted(self, attempts: int) -> bool:
         return attempts >= self.max_attempts

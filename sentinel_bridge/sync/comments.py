@@ -19,7 +19,7 @@ from datetime import datetime
 import anyio
 import structlog
 
-from ..core.errors import NotFoundError
+from ..core.errors import NotFoundError, describe
 from ..core.model import (
     AlertTarget,
     JsonObject,
@@ -88,7 +88,7 @@ class CommentMirror:
 
     async def _failed(self, workspace: Workspace, where: AlertTarget, exc: Exception) -> int:
         """Count the failure against the incident's budget; 1 while it stays due."""
-        error = f"{type(exc).__name__}: {exc}"[:1000]
+        error = describe(exc)
         context = {**workspace.log_context(), "alert_id": where.alert_id, "error": error}
         attempts = where.sweep_attempts + 1
         if tenant_wide(exc) or isinstance(exc, QueueBusy):

@@ -18,22 +18,24 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import anyio
 import structlog
 
-from ..core.errors import TlsVerificationError
+from ..core.backoff import exponential
+from ..core.clock import utc_now
+from ..core.errors import TlsVerificationError, describe
 from ..core.model import OutboxItem
 from ..core.ports import (
     CentralQueue,
     ClaimedItem,
     NoTelemetry,
+    OutboxStore,
     PutOutcome,
     PutResult,
     Refused,
     RetryLater,
-    Store,
     Telemetry,
 )
 from .stopping import is_set, wait_any
@@ -43,7 +45,7 @@ log = structlog.get_logger(__name__)
 
 def retry_delay(attempts: int, base: float = 1.0, cap: float = 300.0) -> float:
     """Exponential backoff with equal jitter: uniform in [c/2, c], c = min(cap, base * 2**n)."""
-    ceiling: float = min(cap, base * (2 ** min(attempts, 30)))
+    ceiling = exponential(attempts, base, cap)
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -75,9 +77,9 @@ class Delivery:
     def __init__(
         self,
         queue: CentralQueue,
-        store: Store,
+        store: OutboxStore,
         options: DeliveryOptions,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._telemetry = telemetry or NoTelemetry()
@@ -160,7 +162,7 @@ class Delivery:
             await self._retry_later(item, RetryLater(str(exc)), report, exc)
             return False
         except Exception as exc:  # one alert's failure, never the worker's
-            result = RetryLater(f"{type(exc).__name__}: {exc}"[:1000])
+            result = RetryLater(describe(exc))
         if isinstance(result, PutOutcome):
             self._taken(item, result, report)
             return True

@@ -16,12 +16,13 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import anyio
 import structlog
 
-from ..core.errors import NotFoundError
+from ..core.clock import utc_now
+from ..core.errors import NotFoundError, describe
 from ..core.model import (
     Details,
     Incident,
@@ -33,7 +34,7 @@ from ..core.model import (
     Unparsable,
     Workspace,
 )
-from ..core.ports import IncidentSource, ListingEnd, Store
+from ..core.ports import ForwardStore, IncidentSource, ListingEnd
 from .budget import INCOMPLETE, Budget, after_enrichment
 from .dedup import Verdict, decide_all, fingerprint
 from .mapping import to_alert, unmappable_alert
@@ -70,17 +71,13 @@ class TickReport:
     end: str = ""
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class ForwardSync:
     """Moves one workspace's new and changed incidents into the outbox."""
 
     def __init__(
         self,
         source: IncidentSource,
-        store: Store,
+        store: ForwardStore,
         options: ForwardOptions,
         clock: Callable[[], datetime] = utc_now,
         on_enqueued: Callable[[], None] = lambda: None,
@@ -196,7 +193,7 @@ class ForwardSync:
             )
             return Details()
         except Exception as exc:  # one incident's failure, never the tick's
-            return Details(missing=("alerts", "entities"), error=_describe(exc))
+            return Details(missing=("alerts", "entities"), error=describe(exc, 500))
 
     def _build(
         self,
@@ -268,7 +265,7 @@ class ForwardSync:
             )
             return None, dataclasses.replace(entry, enrich_retry_at=None), None
         except Exception as exc:  # counts against the incident's budget like a failed enrich
-            error = f"the incident could not be read again: {_describe(exc)}"
+            error = f"the incident could not be read again: {describe(exc, 500)}"
             failed = Details(missing=("alerts", "entities"), error=error)
             followup = after_enrichment(failed, entry.revision, entry, now, self._options.budget)
             row = dataclasses.replace(
@@ -285,7 +282,7 @@ def _alert_body(workspace: Workspace, incident: Incident, details: Details) -> d
     try:
         return to_alert(workspace, incident, details)
     except Exception as exc:  # a surprising payload still reaches the SOC, flagged
-        reason = _describe(exc)
+        reason = describe(exc, 500)
         log.error(
             "incident could not be mapped; delivering a minimal alert",
             **workspace.log_context(),
@@ -323,11 +320,6 @@ def _log_incomplete(
         attempts=attempts,
         retry_at=retry_at.isoformat() if retry_at else None,
     )
-
-
-def _describe(exc: BaseException) -> str:
-    first = (str(exc).splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first}"[:500]
 
 
 def _newest(page: Page, newest: datetime | None) -> datetime | None:

@@ -16,18 +16,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import anyio
 import structlog
 
-from ..core.model import AlertTarget, Change, JournalEntry, JsonObject, Workspace, WrittenItem
+from ..core.clock import utc_now
+from ..core.errors import describe
+from ..core.model import (
+    AlertTarget,
+    Change,
+    JournalEntry,
+    JsonObject,
+    Outcome,
+    Workspace,
+    WrittenItem,
+)
 from ..core.ports import ChangeFeed, ChangesPage, IncidentTarget, RetryLater, ReverseStore
 from .budget import Budget
 from .comments import CommentMirror
-from .reverse_apply import Applier, ApplyOptions, Outcome, Result
+from .reverse_apply import Applier, ApplyOptions, Result
 from .reverse_plan import PlanError, change_id_of, parse_change
-from .stopping import HeldWhenStopping, is_set
+from .stopping import is_set
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +84,9 @@ class _PassState:
     pending: Mapping[str, JournalEntry] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # alerts with an unfinished change
     waiting_for: list[str] | None = None  # tenants not yet read through once (None: unknown)
+    # Once set, changes not yet started are held like a blocked alert's: they stay pending
+    # without any I/O, the cursor stays before their page, the journal skips the rest later.
+    stopping: anyio.Event | None = None
 
 
 class ReverseSync:
@@ -86,7 +99,7 @@ class ReverseSync:
         store: ReverseStore,
         workspaces: Mapping[str, Workspace],
         options: ReverseOptions,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._feed = feed
         self._store = store
@@ -153,8 +166,7 @@ class ReverseSync:
     async def _changes(self, report: PassReport, stopping: anyio.Event | None) -> None:
         key = self._options.queue_key
         cursor = await self._store.cursor(key)
-        # Alerts with an unfinished change: hold their later ones; all of them once stopping.
-        blocked = HeldWhenStopping(stopping)
+        blocked: set[str] = set()  # alerts with an unfinished change: hold their later ones
         advancing = True
         while not is_set(stopping):
             page = await self._read_feed(cursor, report)
@@ -163,7 +175,7 @@ class ReverseSync:
             if not page.changes:
                 return
             pending_before = report.pending
-            await self._page(page.changes, blocked, report)
+            await self._page(page.changes, blocked, report, stopping)
             advancing = advancing and report.pending == pending_before
             if advancing and page.next_cursor is not None:
                 await self._store.save_cursor(key, page.next_cursor)
@@ -176,14 +188,20 @@ class ReverseSync:
         try:
             page = await self._feed.changes(cursor, self._options.page_size)
         except Exception as exc:  # an untrusted certificate, a bug: the pass ends, not the loop
-            page = RetryLater(f"{type(exc).__name__}: {exc}"[:1000])
+            page = RetryLater(describe(exc))
         if isinstance(page, RetryLater):
             report.feed_error = page.reason
             log.warning("change feed unavailable", error=report.feed_error)
             return None
         return page
 
-    async def _page(self, changes: list[JsonObject], blocked: set[str], report: PassReport) -> None:
+    async def _page(
+        self,
+        changes: list[JsonObject],
+        blocked: set[str],
+        report: PassReport,
+        stopping: anyio.Event | None,
+    ) -> None:
         report.read += len(changes)
         ids = [change_id_of(raw) for raw in changes]
         done = await self._store.finished(ids)
@@ -199,6 +217,7 @@ class ReverseSync:
             targets=await self._store.targets(list(groups)),
             pending=await self._store.pending(ids),
             blocked=blocked,
+            stopping=stopping,
         )
         limiter = anyio.CapacityLimiter(self._options.concurrency)
 
@@ -218,14 +237,15 @@ class ReverseSync:
             await self._finish(_malformed(raw, str(exc)), (), state.report)
             return
         previous = state.pending.get(change.change_id)
-        if change.alert_id in state.blocked or not self._due(previous):
-            state.report.pending += 1  # order per incident; or still waiting out its backoff
+        held = is_set(state.stopping) or change.alert_id in state.blocked
+        if held or not self._due(previous):
+            state.report.pending += 1  # order per incident, a stop, or a backoff not yet over
             state.blocked.add(change.alert_id)
             return
         try:
             result = await self._decide(change, state)
         except Exception as exc:  # whatever one change raises is that change's failure
-            result = Result(Outcome.PENDING, f"unexpected {type(exc).__name__}: {exc}"[:1000])
+            result = Result(Outcome.PENDING, f"unexpected {describe(exc)}")
         result, attempts = self._charge(result, previous)
         if result.outcome is Outcome.PENDING:
             state.blocked.add(change.alert_id)
@@ -297,13 +317,13 @@ class ReverseSync:
     ) -> None:
         with anyio.CancelScope(shield=True):  # a stop must not lose what was just applied
             await self._store.record(self._options.queue_key, entry, written)
-        report.count(Outcome(entry.outcome))
+        report.count(entry.outcome)
         ids = {"change_id": entry.change_id, "alert_id": entry.alert_id, "kind": entry.kind}
-        if entry.outcome == "parked":
+        if entry.outcome is Outcome.PARKED:
             log.warning("change parked", **ids, reason=entry.reason)
-        elif entry.outcome == "pending":
+        elif entry.outcome is Outcome.PENDING:
             log.warning("change not applied; retried next pass", **ids, reason=entry.reason)
-        elif entry.outcome == "applied":
+        elif entry.outcome is Outcome.APPLIED:
             log.info("change applied", **ids, notes=list(notes) or None)
 
 
@@ -312,7 +332,7 @@ def _entry(change: Change, result: Result, attempts: int) -> JournalEntry:
         change_id=change.change_id,
         alert_id=change.alert_id,
         kind=change.kind,
-        outcome=result.outcome.value,
+        outcome=result.outcome,
         reason=result.reason,
         payload=change.raw,
         attempts=attempts,
@@ -328,7 +348,7 @@ def _malformed(raw: object, reason: str) -> JournalEntry:
         # Kept only when they fit the journal's columns: junk must not fail the record.
         alert_id=alert_id if isinstance(alert_id, str) and len(alert_id) <= 256 else None,
         kind=kind if isinstance(kind, str) and len(kind) <= 64 else None,
-        outcome="parked",
+        outcome=Outcome.PARKED,
         reason=f"malformed change: {reason}",
         payload=payload,
     )

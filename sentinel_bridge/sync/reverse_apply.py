@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 import structlog
 
@@ -28,6 +27,7 @@ from ..core.errors import (
     RemoteError,
     ThrottledError,
     UnreachableError,
+    describe,
 )
 from ..core.model import (
     AlertTarget,
@@ -35,6 +35,7 @@ from ..core.model import (
     Incident,
     IncidentUpdate,
     JsonObject,
+    Outcome,
     SourceComment,
     Workspace,
     WrittenItem,
@@ -46,13 +47,6 @@ from .reverse_plan import PlanError, owner_update, status_update
 log = structlog.get_logger(__name__)
 
 BeforeWrite = Callable[[Sequence[WrittenItem]], Awaitable[None]]
-
-
-class Outcome(Enum):
-    APPLIED = "applied"
-    ECHO = "echo"
-    PARKED = "parked"
-    PENDING = "pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +88,7 @@ class Applier:
         except (RemoteError, PayloadError, AuthError) as exc:
             return failure(exc)
         except Exception as exc:  # a surprise in one change is that change's failure
-            return Result(Outcome.PENDING, f"unexpected {type(exc).__name__}: {exc}"[:1000])
+            return Result(Outcome.PENDING, f"unexpected {describe(exc)}")
 
     async def _update(self, change: Change, workspace: Workspace, ref: str) -> Result:
         update, notes = self._plan(change)
@@ -141,7 +135,7 @@ class Applier:
 
 def failure(exc: Exception) -> Result:
     """PARKED when the same request cannot succeed later, PENDING when it may."""
-    reason = f"{type(exc).__name__}: {exc}"
+    reason = describe(exc)
     if isinstance(exc, NotFoundError):
         return Result(Outcome.PARKED, f"incident not found (deleted?): {reason}")
     if isinstance(exc, AccessDeniedError):

@@ -24,21 +24,3 @@ async def wait_any(*events: anyio.Event | None) -> None:
         for event in events:
             if event is not None:
                 group.start_soon(wait, event)
-
-
-class HeldWhenStopping(set[str]):
-    """The reverse pass's set of alerts whose changes wait for a later pass: those behind an
-    unfinished change of their alert, and every alert once `stopping` is set.
-
-    Why a set that answers by the event: the pass already leaves a held change pending
-    without any I/O, keeps the cursor before its page and lets the journal skip what finished
-    on the re-read. Holding every change not yet started is how a stop ends a page after the
-    changes in hand are recorded, without the pass having to know about stopping.
-    """
-
-    def __init__(self, stopping: anyio.Event | None) -> None:
-        super().__init__()
-        self._stopping = stopping
-
-    def __contains__(self, alert_id: object) -> bool:
-        return is_set(self._stopping) or super().__contains__(alert_id)

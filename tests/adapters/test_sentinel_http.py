@@ -149,7 +149,7 @@ async def test_429_pauses_concurrent_requests_to_the_same_subscription_only(
     arm.get(f"{OTHER_INCIDENTS_URL}/other").mock(side_effect=recorded("c", other))
 
     async with make_client(clock.clock()) as client:
-        gate = client.gates.gate(subscription_of(WS), "reads")
+        gate = client._http.gates.gate(subscription_of(WS), "reads")
         a = asyncio.create_task(client.get_incident(WS, INCIDENT_NAME), name="a")
         await throttled.wait()
         for _ in range(1000):  # let task a turn its 429 into a blocked gate

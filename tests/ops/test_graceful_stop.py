@@ -12,14 +12,14 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
+from sentinel_bridge.adapters.store import SqlStore
 from sentinel_bridge.adapters.store.reverse_store import ReverseSqlStore
 from sentinel_bridge.config import SyncSettings
 from sentinel_bridge.core.model import Incident, IncidentUpdate, Workspace
 from sentinel_bridge.runtime.shutdown import Shutdown, watching
 from sentinel_bridge.runtime.wiring_reverse import reverse_loop
 from sentinel_bridge.sync.reverse import ReverseOptions, ReverseSync
-from tests.factories import WORKSPACE
+from tests.factories import WORKSPACE, sqlite_store
 from tests.sync.test_reverse import KNOWN, NOW, OTHER, Feed, Sentinel, close, known_to_the_ledger
 
 
@@ -45,11 +45,8 @@ class Running:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/state.db"
-    await upgrade_to_head(url)
-    store = SqlStore.open(url, clock=lambda: NOW)
-    yield store
-    await store.close()
+    async with sqlite_store(tmp_path, NOW) as opened:
+        yield opened
 
 
 async def test_reverse_loop_returns_mid_pass_once_the_change_in_hand_is_recorded(

@@ -64,7 +64,7 @@ async def test_an_expired_lease_can_be_claimed_by_another_replica(
     assert await replica.claim_outbox(1, at(30), 30) == []
     [theirs] = await replica.claim_outbox(1, at(31), 30)
     assert theirs.item.alert_id == mine.item.alert_id
-    await store.mark_delivered(mine.item)  # lost its lease: must not touch the row
+    await store.mark_delivered_many([mine.item])  # lost its lease: must not touch the row
     [row] = await rows(store, outbox)
     assert row.lease_owner == replica.owner
 
@@ -73,7 +73,7 @@ async def test_mark_delivered_removes_the_row(store: SqlStore) -> None:
     """Delivering the pending revision under our lease deletes it."""
     await store.commit_page(page(1))
     [claimed] = await store.claim_outbox(1, at(1), 30)
-    await store.mark_delivered(claimed.item)
+    await store.mark_delivered_many([claimed.item])
     assert await store.outbox_depth() == 0
 
 
@@ -83,7 +83,7 @@ async def test_mark_delivered_keeps_a_newer_revision(store: SqlStore) -> None:
     [claimed] = await store.claim_outbox(1, at(11), 30)
     await store.commit_page(page(1, revision=at(20)))
     assert await store.claim_outbox(1, at(12), 30) == []  # still leased while in flight
-    await store.mark_delivered(claimed.item)
+    await store.mark_delivered_many([claimed.item])
     [again] = await store.claim_outbox(1, at(13), 30)
     assert again.item.revision == at(20)
     assert again.item.body["revision"] == at(20).isoformat()
@@ -146,7 +146,7 @@ async def test_concurrent_commits_and_deliveries_do_not_lock_out(store: SqlStore
 
     async def deliver() -> None:
         for claimed in await store.claim_outbox(3, at(1000), 30):
-            await store.mark_delivered(claimed.item)
+            await store.mark_delivered_many([claimed.item])
 
     await asyncio.gather(*(forward(n) for n in range(1, 31)), *(deliver() for _ in range(20)))
     while await store.outbox_depth():

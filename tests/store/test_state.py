@@ -11,6 +11,7 @@ from sqlalchemy.dialects import sqlite
 
 from sentinel_bridge.adapters.store.sql_store import SqlStore
 from sentinel_bridge.adapters.store.tables import UtcDateTime, outbox
+from sentinel_bridge.core.model import PageCommit, ParkedItem
 
 from .helpers import WS, at, page, parked_item, rows
 
@@ -72,11 +73,8 @@ async def test_record_tick_does_not_touch_the_checkpoint(store: SqlStore) -> Non
 async def test_workspace_states_report_depth_and_parked(store: SqlStore) -> None:
     """Status sees per-workspace checkpoint, outbox depth and parked count while running."""
     await store.commit_page(page(1, 2, checkpoint=at(5), parked=(parked_item(),)))
-    await store.park(
-        parked_item("other workspace").__class__(
-            "incident_payload", "sub-2/rg/ws", "fabrikam", {}, "bad", {}
-        )
-    )
+    other = ParkedItem("incident_payload", "sub-2/rg/ws", "fabrikam", {}, "bad", {})
+    await store.commit_page(PageCommit("sub-2/rg/ws", (), (), (other,), None))
     states = {state.workspace_key: state for state in await store.workspace_states()}
     assert set(states) == {WS, "sub-2/rg/ws"}
     assert (states[WS].checkpoint, states[WS].outbox_depth, states[WS].parked) == (at(5), 2, 1)

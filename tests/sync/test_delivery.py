@@ -11,12 +11,12 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
+from sentinel_bridge.adapters.store import SqlStore
 from sentinel_bridge.core.errors import TlsVerificationError
 from sentinel_bridge.core.model import JsonObject, OutboxItem, PageCommit
 from sentinel_bridge.core.ports import PutOutcome, PutResult, Refused, RetryLater
 from sentinel_bridge.sync.delivery import Delivery, DeliveryOptions, retry_delay
-from tests.factories import WORKSPACE, at
+from tests.factories import WORKSPACE, at, sqlite_store
 
 NOW = at(0)
 
@@ -41,11 +41,8 @@ class ScriptedQueue:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/state.db"
-    await upgrade_to_head(url)
-    store = SqlStore.open(url, clock=lambda: NOW)
-    yield store
-    await store.close()
+    async with sqlite_store(tmp_path, NOW) as opened:
+        yield opened
 
 
 def item(alert_id: str, second: int = 0) -> OutboxItem:

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 from sentinel_bridge.adapters.sentinel import incidents_path, parse_incident
-from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
+from sentinel_bridge.adapters.store import SqlStore
+from sentinel_bridge.adapters.store.reverse_store import ReverseSqlStore
 from sentinel_bridge.core.errors import NotFoundError, TransientError
 from sentinel_bridge.core.model import Details, Incident, LedgerEntry, Page, Unparsable, Workspace
 from sentinel_bridge.core.ports import ListingEnd
 from sentinel_bridge.sync import forward as forward_module
 from sentinel_bridge.sync.budget import Budget
 from sentinel_bridge.sync.forward import ForwardOptions, ForwardSync
-from tests.factories import WORKSPACE, at, incident
+from tests.factories import WORKSPACE, at, incident, sqlite_store
 
 
 class ScriptedListing:
@@ -92,11 +93,8 @@ NOW = at(10_000)
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/state.db"
-    await upgrade_to_head(url)
-    store = SqlStore.open(url, clock=lambda: NOW)
-    yield store
-    await store.close()
+    async with sqlite_store(tmp_path, NOW) as opened:
+        yield opened
 
 
 def forward(source: ScriptedSource, store: SqlStore, now: datetime = NOW) -> ForwardSync:
@@ -359,10 +357,12 @@ async def test_a_complete_listing_marks_the_workspace_caught_up(store: SqlStore)
     source.put(incident(name="a", modified=at(9000)))
     source.end = ListingEnd.PAGE_CAP
     await forward(source, store).tick(WORKSPACE)
-    assert await store.caught_up([WORKSPACE.key]) == set()
+    assert await ReverseSqlStore(store.engine).caught_up([WORKSPACE.key]) == set()
     source.end = ListingEnd.COMPLETE
     await forward(source, store).tick(WORKSPACE)
-    assert await store.caught_up([WORKSPACE.key, "other"]) == {WORKSPACE.key}
+    assert await ReverseSqlStore(store.engine).caught_up([WORKSPACE.key, "other"]) == {
+        WORKSPACE.key
+    }
 
 
 async def test_an_incident_with_odd_fields_is_delivered_flagged(store: SqlStore) -> None:

@@ -20,12 +20,13 @@ from sentinel_bridge.core.model import (
     Details,
     Incident,
     IncidentUpdate,
+    Outcome,
     SourceComment,
     Workspace,
 )
 from sentinel_bridge.sync.dedup import decide, fingerprint
 from sentinel_bridge.sync.mapping import to_alert
-from sentinel_bridge.sync.reverse_apply import Applier, ApplyOptions, Outcome
+from sentinel_bridge.sync.reverse_apply import Applier, ApplyOptions
 from sentinel_bridge.sync.reverse_plan import (
     CLASSIFICATIONS,
     KINDS,

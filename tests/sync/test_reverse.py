@@ -14,7 +14,7 @@ import pytest
 
 from sentinel_bridge.adapters.sentinel.comments import source_comment
 from sentinel_bridge.adapters.sentinel.updates import incident_body
-from sentinel_bridge.adapters.store import SqlStore, upgrade_to_head
+from sentinel_bridge.adapters.store import SqlStore
 from sentinel_bridge.adapters.store.reverse_store import ReverseSqlStore
 from sentinel_bridge.core.errors import AuthError, RejectedError, TransientError
 from sentinel_bridge.core.model import (
@@ -30,7 +30,7 @@ from sentinel_bridge.core.model import (
 from sentinel_bridge.core.ports import ChangesPage, PutOutcome, PutResult, Refused, RetryLater
 from sentinel_bridge.sync.budget import Budget
 from sentinel_bridge.sync.reverse import ReverseOptions, ReverseSync
-from tests.factories import WORKSPACE, at, incident
+from tests.factories import WORKSPACE, at, incident, sqlite_store
 
 NOW = at(10_000)
 KNOWN = incident(name="known")
@@ -110,11 +110,8 @@ def name_of(ref: str) -> str:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/state.db"
-    await upgrade_to_head(url)
-    store = SqlStore.open(url, clock=lambda: NOW)
-    yield store
-    await store.close()
+    async with sqlite_store(tmp_path, NOW) as opened:
+        yield opened
 
 
 async def known_to_the_ledger(store: SqlStore, *items: Incident, caught_up: bool = True) -> None:

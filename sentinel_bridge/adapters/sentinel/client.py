@@ -16,7 +16,7 @@ import httpx
 import structlog
 
 from ...config import AzureSettings, SyncSettings
-from ...core.errors import NotFoundError, PayloadError, UnsafeLinkError
+from ...core.errors import NotFoundError, PayloadError, UnsafeLinkError, describe
 from ...core.model import (
     Details,
     Incident,
@@ -35,7 +35,7 @@ from .paging import IncidentListing, NextLinkCheck, with_api_version
 from .parse import format_arm_time, parse_incident
 from .pools import SubscriptionPools
 from .retry import RetryPolicy
-from .throttle import Kind, ThrottleGates
+from .throttle import Kind
 from .updates import incident_body
 from .workspace import incidents_path
 
@@ -79,11 +79,6 @@ class SentinelClient:
             self._pools,
             telemetry,
         )
-
-    @property
-    def gates(self) -> ThrottleGates:
-        """The per-subscription throttle gates (for status output and tests)."""
-        return self._http.gates
 
     @classmethod
     def from_settings(
@@ -170,7 +165,8 @@ class SentinelClient:
             alerts=results.get("alerts", ()),
             entities=results.get("entities", ()),
             missing=tuple(part for part in ("alerts", "entities") if part in failures),
-            error="; ".join(f"{part}: {_describe(exc)}" for part, exc in failures.items()) or None,
+            error="; ".join(f"{part}: {describe(exc, 500)}" for part, exc in failures.items())
+            or None,
         )
 
     # -- reverse path -----------------------------------------------------------------------
@@ -266,9 +262,3 @@ def _host(link: str) -> str:
         return httpx.URL(link).host or "<no host>"
     except httpx.InvalidURL:
         return "<invalid URL>"
-
-
-def _describe(exc: Exception) -> str:
-    """Type and first line of an error, bounded; our errors never carry secrets."""
-    first = (str(exc).splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first}"[:500]

@@ -19,8 +19,6 @@ from .parse import parse_page
 
 logger = structlog.get_logger(__name__)
 
-_DEFAULT_PORTS = {"https": 443, "http": 80}
-
 
 def same_origin(link: str, endpoint: str) -> bool:
     """True if `link` has the scheme, host and port of `endpoint`."""
@@ -32,8 +30,8 @@ def same_origin(link: str, endpoint: str) -> bool:
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    scheme = url.scheme.lower()
-    return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme)
+    # httpx already drops a port that is its scheme's default: `:443` is no port for https.
+    return url.scheme.lower(), url.host.lower(), url.port
 
 
 def with_api_version(link: str, api_version: str) -> str:

@@ -10,6 +10,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ...core.backoff import exponential
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -30,5 +32,4 @@ class RetryPolicy:
 
 def backoff_delay(attempt: int, base: float, cap: float, draw: float) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**attempt)); `draw` is in [0, 1)."""
-    ceiling = min(cap, base * 2.0 ** min(attempt, 32))
-    return ceiling * draw
+    return exponential(attempt, base, cap) * draw

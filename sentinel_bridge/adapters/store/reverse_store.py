@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ...core.model import AlertTarget, JournalEntry, ParkedItem, WrittenItem
+from ...core.clock import utc_now
+from ...core.model import AlertTarget, JournalEntry, Outcome, ParkedItem, WrittenItem
 from .engine import is_sqlite, write_gate
 from .tables import (
     change_cursors,
@@ -27,18 +28,14 @@ from .tables import (
 from .writes import caught_up_query, clean_text, insert_parked
 
 Clock = Callable[[], datetime]
-FINISHED = ("applied", "echo", "parked")
+FINISHED = tuple(outcome.value for outcome in Outcome if outcome.finished)
 _CHUNK = 500
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ReverseSqlStore:
     """Implements `ports.ReverseStore` on SQLite or PostgreSQL."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock = _utc_now) -> None:
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = utc_now) -> None:
         self._engine = engine
         self._writes = write_gate(engine)
         self._insert = sqlite.insert if is_sqlite(engine) else postgresql.insert
@@ -91,7 +88,7 @@ class ReverseSqlStore:
             for start in range(0, len(keys), _CHUNK):
                 query = sa.select(change_journal).where(
                     change_journal.c.change_id.in_(keys[start : start + _CHUNK]),
-                    change_journal.c.outcome == "pending",
+                    change_journal.c.outcome == Outcome.PENDING.value,
                 )
                 found.update((row.change_id, _entry(row)) for row in await conn.execute(query))
         return found
@@ -129,7 +126,7 @@ class ReverseSqlStore:
         if change_ids is not None:
             query = query.where(change_journal.c.change_id.in_(list(change_ids)))
         if parked_only:
-            query = query.where(change_journal.c.outcome == "parked")
+            query = query.where(change_journal.c.outcome == Outcome.PARKED.value)
         async with self._engine.connect() as conn:
             return [_entry(row) for row in await conn.execute(query)]
 
@@ -229,7 +226,7 @@ def _journal_row(queue_key: str, entry: JournalEntry, now: datetime) -> dict[str
         "queue_key": queue_key,
         "alert_id": entry.alert_id,
         "kind": entry.kind,
-        "outcome": entry.outcome,
+        "outcome": entry.outcome.value,
         "reason": clean_text(entry.reason) if entry.reason else None,
         "payload": entry.payload,
         "attempts": entry.attempts,
@@ -243,7 +240,7 @@ def _entry(row: Any) -> JournalEntry:
         change_id=row.change_id,
         alert_id=row.alert_id,
         kind=row.kind,
-        outcome=row.outcome,
+        outcome=Outcome(row.outcome),
         reason=row.reason,
         payload=row.payload,
         attempts=row.attempts,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ...core.clock import utc_now
 from ...core.model import Enrichment, LedgerEntry, OutboxItem, PageCommit, ParkedItem
 from ...core.ports import ClaimedItem, WorkspaceState
 from . import leases, writes
@@ -21,10 +22,6 @@ Clock = Callable[[], datetime]
 
 # Keeps an IN (...) list well below SQLite's and asyncpg's bound-parameter limits.
 _CHUNK = 500
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SqlStore:
@@ -113,11 +110,6 @@ class SqlStore:
         async with self._engine.connect() as conn:
             return [_ledger_entry(row) for row in await conn.execute(query)]
 
-    async def caught_up(self, workspace_keys: Sequence[str]) -> set[str]:
-        """The workspaces among `workspace_keys` whose listing ran to its end at least once."""
-        async with self._engine.connect() as conn:
-            return set(await conn.scalars(writes.caught_up_query(workspace_keys)))
-
     async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None:
         async with self._writes.begin() as conn:
             await writes.record_tick(conn, self._insert, workspace_key, at, error)
@@ -136,10 +128,6 @@ class SqlStore:
             rows = list((await conn.execute(statement)).all())
         return leases.claimed_items(rows)
 
-    async def mark_delivered(self, item: OutboxItem) -> None:
-        """Remove the item, unless a newer revision replaced it meanwhile (then release it)."""
-        await self.mark_delivered_many([item])
-
     async def mark_delivered_many(self, items: Sequence[OutboxItem]) -> None:
         """mark_delivered for several items, in one transaction."""
         async with self._writes.begin() as conn:
@@ -150,10 +138,6 @@ class SqlStore:
         """Count a failed attempt, retry at `retry_at`, release the lease (`error` is clean)."""
         async with self._writes.begin() as conn:
             await leases.schedule_retry(conn, self.owner, item, writes.clean_text(error), retry_at)
-
-    async def park(self, item: ParkedItem) -> None:
-        async with self._writes.begin() as conn:
-            await writes.insert_parked(conn, [item], self._clock())
 
     async def park_outbox(self, item: OutboxItem, reason: str) -> None:
         """Move an undeliverable item out of the outbox into the parked table.
