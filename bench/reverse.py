@@ -20,7 +20,7 @@ import anyio
 from sentinel_bridge.config import load_settings
 from sentinel_bridge.core.model import alert_id_for
 from sentinel_bridge.ops.logs import configure_logging
-from sentinel_bridge.runtime.app import open_bridge
+from sentinel_bridge.runtime.bridge import open_bridge
 from sentinel_bridge_emulator.standalone import bridge_config_toml
 
 from .common import Row, new_emulator, table

@@ -39,8 +39,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def list_changes(settings: Settings, parked: bool, limit: int, as_json: bool) -> int:
     # The daemon's modules load only when a command needs them.
+    from ..runtime.reverse import build_reverse
     from ..runtime.wiring import open_adapters
-    from ..runtime.wiring_reverse import build_reverse
     from ..runtime.workspaces import workspaces_of
 
     async with open_adapters(settings) as adapters:
@@ -52,8 +52,8 @@ async def list_changes(settings: Settings, parked: bool, limit: int, as_json: bo
 
 async def retry_changes(settings: Settings, change_ids: Sequence[str], every: bool) -> int:
     """Apply the parked changes again; 1 when any of them is still not applied."""
+    from ..runtime.reverse import build_reverse
     from ..runtime.wiring import open_adapters
-    from ..runtime.wiring_reverse import build_reverse
     from ..runtime.workspaces import workspaces_of
 
     async with open_adapters(settings) as adapters:

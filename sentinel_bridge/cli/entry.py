@@ -122,7 +122,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..runtime.app import run_forever, run_once
+    from ..runtime.daemon import run_forever
+    from ..runtime.once import run_once
 
     settings = _settings(args)
     if args.once:

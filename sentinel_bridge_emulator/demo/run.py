@@ -24,7 +24,7 @@ import anyio
 
 from sentinel_bridge.cli.status import StoreMissing, collect
 from sentinel_bridge.config import Settings
-from sentinel_bridge.runtime.app import run_forever
+from sentinel_bridge.runtime.daemon import run_forever
 from sentinel_bridge.runtime.shutdown import start_tracked
 
 from .. import EmulatedWorkspace, Emulator, EmulatorOptions

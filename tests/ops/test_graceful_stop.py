@@ -16,8 +16,8 @@ from sentinel_bridge.adapters.store import SqlStore
 from sentinel_bridge.adapters.store.reverse_store import ReverseSqlStore
 from sentinel_bridge.config import SyncSettings
 from sentinel_bridge.core.model import Incident, IncidentUpdate, Workspace
+from sentinel_bridge.runtime.reverse import reverse_loop
 from sentinel_bridge.runtime.shutdown import Shutdown, watching
-from sentinel_bridge.runtime.wiring_reverse import reverse_loop
 from sentinel_bridge.sync.reverse import ReverseOptions, ReverseSync
 from tests.factories import WORKSPACE, sqlite_store
 from tests.sync.test_reverse import KNOWN, NOW, OTHER, Feed, Sentinel, close, known_to_the_ledger

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from sentinel_bridge.config import Settings
 from sentinel_bridge.core.model import Workspace
 from sentinel_bridge.ops.health import TickHealth
-from sentinel_bridge.runtime.app import run_forever
+from sentinel_bridge.runtime.daemon import run_forever
 from sentinel_bridge.runtime.supervisor import Daemon
 from sentinel_bridge.runtime.systemd_notify import Notifier
 

@@ -1,0 +1,105 @@
+"""The running parts of one bridge, built from settings; a tick that never raises."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import anyio
+import structlog
+
+from ..config import Settings
+from ..core.clock import utc_now
+from ..core.errors import TlsVerificationError, describe
+from ..core.model import Workspace
+from ..ops.health import TickHealth, record_tick
+from ..sync.delivery import Delivery, DeliveryOptions
+from ..sync.forward import ForwardOptions, ForwardSync
+from ..sync.reverse import ReverseSync
+from .reverse import (
+    build_reverse,
+    item_budget,
+)
+from .startup import StoreWait
+from .wiring import Adapters, open_adapters
+from .workspaces import workspaces_of
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Bridge:
+    """The running parts, built once from settings."""
+
+    settings: Settings
+    adapters: Adapters
+    forward: ForwardSync
+    delivery: Delivery
+    workspaces: list[Workspace] = field(default_factory=list)
+    reverse: ReverseSync | None = None
+    health: TickHealth = field(init=False)
+    # The first tick that failed on a certificate: `run --once` stops on it.
+    tls_failure: TlsVerificationError | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.health = TickHealth(self.settings.sync.poll_interval_seconds)
+
+    async def tick(self, workspace: Workspace) -> bool:
+        """One forward tick, isolated: an error is logged and recorded, never raised."""
+        with structlog.contextvars.bound_contextvars(**workspace.log_context()):
+            try:
+                report = await self.forward.tick(workspace)
+            except Exception as exc:  # one workspace's failure must not stop the others
+                await self._record(workspace, error=describe(exc))
+                log.error("forward tick failed", error=describe(exc), **self._tls(exc))
+                record_tick(self.health, workspace.tenant, None, self.adapters.telemetry)
+                return False
+            await self._record(workspace, error=None)
+            record_tick(self.health, workspace.tenant, report, self.adapters.telemetry)
+            return True
+
+    async def _record(self, workspace: Workspace, error: str | None) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.adapters.store.record_tick(workspace.key, utc_now(), error)
+
+    def _tls(self, exc: Exception) -> dict[str, str]:
+        """Remember a certificate failure; its host and reason as log fields."""
+        if not isinstance(exc, TlsVerificationError):
+            return {}
+        self.tls_failure = self.tls_failure or exc
+        return exc.log_fields()
+
+
+@asynccontextmanager
+async def open_bridge(settings: Settings, wait: StoreWait | None = None) -> AsyncIterator[Bridge]:
+    async with open_adapters(settings, wait=wait) as adapters:
+        sync = settings.sync
+        delivery = Delivery(
+            adapters.queue,
+            adapters.store,
+            DeliveryOptions(
+                concurrency=sync.delivery_concurrency,
+                max_attempts=sync.delivery_max_attempts,
+                # Long enough for one PUT to time out, short enough that a crashed process's
+                # claims come back soon after a restart.
+                lease_seconds=2 * settings.queue.request_timeout_seconds + 5,
+            ),
+            telemetry=adapters.telemetry,
+        )
+        forward = ForwardSync(
+            adapters.source,
+            adapters.store,
+            ForwardOptions(
+                lookback=timedelta(seconds=sync.lookback_seconds),
+                initial_lookback=timedelta(seconds=sync.initial_lookback_seconds),
+                enrich=sync.enrich,
+                enrich_concurrency=sync.enrich_concurrency,
+                budget=item_budget(sync),
+            ),
+            on_enqueued=delivery.nudge,
+        )
+        workspaces = workspaces_of(settings)
+        reverse = build_reverse(settings, adapters, workspaces)
+        yield Bridge(settings, adapters, forward, delivery, workspaces, reverse)
