@@ -73,3 +73,8 @@ def test_a_comment_reads_as_sentinel_shows_it() -> None:
         "<b> ok",
     )
     assert (comment.author, comment.created_at) == ("Ann", None)
+
+
+def test_a_status_sentinel_has_no_word_for_passes_as_it_is() -> None:
+    """A status outside the contract's three (a newer queue) is sent unchanged, not dropped."""
+    assert properties_for(StatusUpdate("archived"))["status"] == "archived"

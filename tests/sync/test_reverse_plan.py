@@ -395,3 +395,9 @@ def test_owner_changes_are_planned_as_owners() -> None:
     assigned = owner_update(change("owner", owner={"email": "a@x", "upn": "", "name": "A"}))
     assert assigned == OwnerUpdate(Owner(email="a@x", upn=None, name="A"))
     assert owner_update(change("owner", owner=None)) == OwnerUpdate(None)
+
+
+def test_a_blank_owner_name_is_no_name() -> None:
+    """A name of spaces is left out, so that Sentinel shows the UPN instead."""
+    planned = owner_update(change("owner", owner={"upn": "u@x", "name": "  "}))
+    assert planned == OwnerUpdate(Owner(email=None, upn="u@x", name=None))
