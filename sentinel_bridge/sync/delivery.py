@@ -33,7 +33,6 @@ from ..core.ports import (
     NoTelemetry,
     OutboxStore,
     PutOutcome,
-    PutResult,
     Refused,
     RetryLater,
     Telemetry,
@@ -180,8 +179,10 @@ class Delivery:
         if outcome is PutOutcome.STALE:
             log.info("queue holds a newer revision", **context)
 
-    async def _park(self, item: OutboxItem, result: PutResult, report: DeliveryReport) -> None:
-        reason = result.reason if isinstance(result, Refused | RetryLater) else str(result)
+    async def _park(
+        self, item: OutboxItem, result: Refused | RetryLater, report: DeliveryReport
+    ) -> None:
+        reason = result.reason
         if isinstance(result, RetryLater):
             reason = f"gave up after {item.attempts + 1} attempts; last: {reason}"
         with anyio.CancelScope(shield=True):

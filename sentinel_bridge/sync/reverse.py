@@ -36,7 +36,7 @@ from ..core.ports import ChangeFeed, ChangesPage, IncidentTarget, RetryLater, Re
 from .budget import Budget
 from .comments import CommentMirror
 from .reverse_apply import Applier, ApplyOptions, Result
-from .reverse_plan import PlanError, change_id_of, parse_change
+from .reverse_plan import MAX_ID_CHARS, MAX_KIND_CHARS, PlanError, change_id_of, parse_change
 from .stopping import is_set
 
 log = structlog.get_logger(__name__)
@@ -346,8 +346,8 @@ def _malformed(raw: object, reason: str) -> JournalEntry:
     return JournalEntry(
         change_id=change_id_of(raw),
         # Kept only when they fit the journal's columns: junk must not fail the record.
-        alert_id=alert_id if isinstance(alert_id, str) and len(alert_id) <= 256 else None,
-        kind=kind if isinstance(kind, str) and len(kind) <= 64 else None,
+        alert_id=alert_id if isinstance(alert_id, str) and len(alert_id) <= MAX_ID_CHARS else None,
+        kind=kind if isinstance(kind, str) and len(kind) <= MAX_KIND_CHARS else None,
         outcome=Outcome.PARKED,
         reason=f"malformed change: {reason}",
         payload=payload,

@@ -36,6 +36,7 @@ VALID_REASONS: dict[str, tuple[str, ...]] = {
 KINDS = frozenset({"status", "comment", "owner"})
 # The change journal keys changes by these; longer ones are not the queue's ids but junk.
 MAX_ID_CHARS = 256
+MAX_KIND_CHARS = 64  # the journal's width for a kind
 _MALFORMED_NAMESPACE = uuid.UUID("5a7c2e91-4b3d-4f60-8e1a-2b9c0d3e4f56")
 
 
