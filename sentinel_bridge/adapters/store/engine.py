@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
@@ -139,11 +141,50 @@ def write_gate(engine: AsyncEngine) -> WriteGate:
     return gate
 
 
-def _make_parent_dir(url: URL) -> None:
+async def prepare_sqlite_file(url: str | URL) -> None:
+    """Create the SQLite file at `url` if needed and switch it to WAL; other URLs: nothing.
+
+    Why apart from the connect pragmas: switching a file to WAL needs an exclusive lock, and a
+    connection that loses that race gets "database is locked" at once, without waiting in
+    the busy handler (SQLite's deadlock avoidance). Two replicas starting together on a new
+    file would see one of them fail. Done here in a thread, the loser retries until the
+    winner has switched it; on a file already in WAL the connect pragma has nothing to do.
+    """
+    path = _file_path(make_url(url))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(_switch_to_wal, path)
+
+
+def _switch_to_wal(path: Path, seconds: float = _BUSY_TIMEOUT_MS / 1000) -> None:
+    deadline = time.monotonic() + seconds
+    connection = sqlite3.connect(path, timeout=seconds)
+    try:
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL").fetchall()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        connection.close()
+
+
+def _file_path(url: URL) -> Path | None:
     database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if url.get_backend_name() != "sqlite" or not database:
+        return None
+    if database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _make_parent_dir(url: URL) -> None:
+    path = _file_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -154,8 +195,12 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         # First, so that the pragmas below wait for a lock another process holds (a second
         # replica migrating a new file) instead of failing at once with "database is locked".
         cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        # WAL: readers (the `status` command) never block the daemon's writers.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL: readers (the `status` command) never block the daemon's writers. Read first:
+        # on a file already in WAL (see `prepare_sqlite_file`) setting it would race for
+        # nothing.
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable across process crashes in WAL mode; only a power cut may lose
         # the last transactions, never corrupt the file.
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -8,8 +8,11 @@ database migrated to the current head.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 
+import anyio
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -19,11 +22,18 @@ from sqlalchemy.engine import Connection
 
 import migrations
 
-from .engine import create_engine, dispose, is_sqlite, writer
+from .engine import create_engine, dispose, is_sqlite, prepare_sqlite_file, writer
 
 # Key of the PostgreSQL advisory lock that serializes replicas migrating at the same time
 # (an arbitrary constant; it only has to be the same in every replica).
 _MIGRATION_LOCK_KEY = 0x5E17_B41D_0001
+
+# Alembic keeps the running migration in module-level state (`alembic.context`, `alembic.op`):
+# two upgrades interleaving in one event loop would run each other's steps on the wrong
+# connection. One lock per event loop keeps them apart; the database locks keep processes apart.
+_IN_PROCESS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -54,18 +64,28 @@ async def upgrade_to_head(url: str) -> None:
     The whole upgrade is one transaction. On PostgreSQL it first takes a transaction-scoped
     advisory lock, so a second replica waits, then finds the schema current and does nothing;
     the lock goes with the transaction, even if the process dies. On SQLite, BEGIN IMMEDIATE
-    gives the same serialization.
+    gives the same serialization, once the file is in WAL mode (`prepare_sqlite_file`).
     """
-    engine = create_engine(url)
-    try:
-        async with writer(engine).begin() as conn:
-            if not is_sqlite(engine):
-                await conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-                )
-            await conn.run_sync(_upgrade)
-    finally:
-        await dispose(engine)
+    async with _in_process_lock():
+        await prepare_sqlite_file(url)
+        engine = create_engine(url)
+        try:
+            async with writer(engine).begin() as conn:
+                if not is_sqlite(engine):
+                    await conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                    )
+                await conn.run_sync(_upgrade)
+        finally:
+            await dispose(engine)
+
+
+def _in_process_lock() -> anyio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _IN_PROCESS.get(loop)
+    if lock is None:
+        lock = _IN_PROCESS[loop] = anyio.Lock()
+    return lock
 
 
 async def ping_store(url: str) -> None:
