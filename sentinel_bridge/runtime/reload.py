@@ -3,6 +3,10 @@
 Tenants are applied live. Other sections (credentials, store, queue, sync timing, logging)
 are wired into long-lived clients at start; a change to them is reported as needing a restart
 instead of being half-applied.
+
+systemd hears of each reload: RELOADING=1 before the file is read, READY=1 once the new tenants
+run or the file was rejected, whatever happened in between, so the unit never stays
+"reloading".
 """
 
 from __future__ import annotations
@@ -14,10 +18,35 @@ import structlog
 
 from ..config import Settings
 from ..core.errors import ConfigError
+from .systemd_notify import Notifier
 
 log = structlog.get_logger(__name__)
 
 _RESTART_SECTIONS = ("azure", "store", "queue", "sync", "observability")
+
+_RELOADED = "configuration reloaded"
+_REJECTED = "configuration reload rejected; the running configuration stays"
+
+
+def reload_notified(
+    current: Settings,
+    load: Callable[[], Settings],
+    apply: Callable[[Settings], None],
+    notifier: Notifier,
+) -> bool:
+    """Reload and `apply` the new settings between RELOADING=1 and READY=1; True if applied."""
+    notifier.reloading()
+    applied = False
+    try:
+        new = reload_settings(current, load)
+        if new is not None:
+            apply(new)
+            applied = True
+    finally:
+        # Also when `apply` raises: otherwise systemd would show the unit "reloading" (and
+        # hold queued jobs back) until its own timeout.
+        notifier.ready(_RELOADED if applied else _REJECTED)
+    return applied
 
 
 def reload_settings(current: Settings, load: Callable[[], Settings]) -> Settings | None:
@@ -40,7 +69,7 @@ def reload_settings(current: Settings, load: Callable[[], Settings]) -> Settings
             sections=restart,
         )
     log.info(
-        "configuration reloaded",
+        _RELOADED,
         tenants=len(new.tenants),
         enabled=len(new.enabled_tenants),
     )
@@ -49,7 +78,7 @@ def reload_settings(current: Settings, load: Callable[[], Settings]) -> Settings
 
 
 def _reject(problems: list[str]) -> None:
-    log.error("configuration reload rejected; the running configuration stays", problems=problems)
+    log.error(_REJECTED, problems=problems)
 
 
 def _source_of(load: Callable[[], Settings]) -> str:

@@ -28,7 +28,7 @@ from ..core.model import Workspace
 from ..ops.health import TickHealth
 from ..ops.listener import OpsEndpoint, OpsStore, OpsSwitch, serve
 from .cadence import every
-from .reload import reload_settings
+from .reload import reload_notified
 from .systemd_notify import Notifier
 
 log = structlog.get_logger(__name__)
@@ -164,12 +164,9 @@ class Daemon:
             log.info("tenants updated", started=sorted(started), stopped=sorted(stopped))
 
     def reload(self, load: Callable[[], Settings]) -> bool:
-        """Re-read the config; an invalid one is logged and the running one stays."""
-        new = reload_settings(self.settings, load)
-        if new is None:
-            return False
-        self.apply(new)
-        return True
+        """Re-read the config; an invalid one is logged and the running one stays. systemd sees
+        the unit reloading until the new tenants run or the file is rejected."""
+        return reload_notified(self.settings, load, self.apply, self.notifier)
 
     async def main_loop(self, stopping: anyio.Event) -> None:
         """READY, then WATCHDOG + STATUS on a steady period until `stopping` is set."""

@@ -1,14 +1,16 @@
 """sd_notify(3) without libsystemd: one datagram per state change to $NOTIFY_SOCKET.
 
 Used for Type=notify units: READY=1 once the loops run, WATCHDOG=1 from the daemon's main
-loop, STATUS=<one line> for `systemctl status`, STOPPING=1 on shutdown. Outside systemd
-($NOTIFY_SOCKET unset) every call is a no-op.
+loop, STATUS=<one line> for `systemctl status`, RELOADING=1 (with MONOTONIC_USEC) when a
+SIGHUP reload starts and READY=1 again when it is done, STOPPING=1 on shutdown. Outside
+systemd ($NOTIFY_SOCKET unset) every call is a no-op.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Mapping
 
 import structlog
@@ -46,6 +48,15 @@ class Notifier:
     def watchdog(self, status: str) -> bool:
         return self.notify(WATCHDOG="1", STATUS=status)
 
+    def reloading(self) -> bool:
+        """The reload starts: systemd shows the unit as reloading until the next READY=1."""
+        # systemd wants the moment on its own clock: with Type=notify-reload (v253+) it tells
+        # from it whether this reload began after the SIGHUP it sent, and ignores a
+        # RELOADING=1 that comes without it.
+        return self.notify(
+            RELOADING="1", MONOTONIC_USEC=str(monotonic_usec()), STATUS="reloading configuration"
+        )
+
     def stopping(self) -> bool:
         return self.notify(STOPPING="1", STATUS="stopping")
 
@@ -69,6 +80,11 @@ def _watchdog_seconds(env: Mapping[str, str]) -> float | None:
     if pid and pid != str(os.getpid()):
         return None
     return int(usec) / 1_000_000
+
+
+def monotonic_usec() -> int:
+    """CLOCK_MONOTONIC in microseconds, the clock and unit systemd reads MONOTONIC_USEC in."""
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
 
 
 def _one_line(value: str) -> str:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -12,12 +17,14 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from sentinel_bridge.config import Settings
+from sentinel_bridge.config import Settings, load_settings
 from sentinel_bridge.core.model import Workspace
 from sentinel_bridge.ops.health import TickHealth
 from sentinel_bridge.runtime.daemon import run_forever
+from sentinel_bridge.runtime.reload import reload_notified
 from sentinel_bridge.runtime.supervisor import Daemon
 from sentinel_bridge.runtime.systemd_notify import Notifier
+from sentinel_bridge.runtime.workspaces import workspaces_of
 
 
 @pytest.fixture
@@ -187,3 +194,132 @@ async def _eventually_unreachable(client: httpx.AsyncClient, port: int) -> None:
             except httpx.TransportError:
                 pass
             await anyio.sleep(0.05)
+
+
+def test_reloading_carries_the_monotonic_clock_in_microseconds(
+    notify_socket: socket.socket,
+) -> None:
+    """RELOADING=1 comes with MONOTONIC_USEC=<CLOCK_MONOTONIC in µs>, as systemd requires."""
+    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.getsockname()})
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    assert notifier.reloading()
+    after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    fields = dict(line.split("=", 1) for line in notify_socket.recv(4096).decode().splitlines())
+    assert fields.keys() == {"RELOADING", "MONOTONIC_USEC", "STATUS"}
+    assert fields["RELOADING"] == "1"
+    assert before <= int(fields["MONOTONIC_USEC"]) <= after
+
+
+TENANT = """
+[[tenants]]
+name = "{name}"
+tenant_id = "11111111-1111-1111-1111-11111111111{n}"
+subscription_id = "22222222-2222-2222-2222-22222222222{n}"
+resource_group = "rg"
+workspace_name = "law-{name}"
+"""
+
+
+def write_config(path: Path, *tenants: str) -> None:
+    base = """
+[azure]
+client_id = "00000000-0000-0000-0000-000000000001"
+client_secret = "s"
+[queue]
+url = "https://queue.example"
+token = "t"
+"""
+    blocks = [TENANT.format(name=name, n=n) for n, name in enumerate(tenants)]
+    path.write_text(base + "".join(blocks), encoding="utf-8")
+
+
+async def messages_until(sock: socket.socket, prefix: str) -> list[str]:
+    """Datagrams read without blocking the event loop, up to the first starting with `prefix`."""
+    messages: list[str] = []
+    with anyio.fail_after(5):
+        while not messages or not messages[-1].startswith(prefix):
+            messages.extend(received(sock))
+            await anyio.sleep(0.01)
+    return messages
+
+
+@contextmanager
+def sighup_ignored_until_handled() -> Iterator[None]:
+    """SIGHUP's default action ends the test run: ignore it until the daemon's handler is in."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+async def sighup_when_handled() -> None:
+    """SIGHUP to this process once the daemon's reload watcher has taken the signal over."""
+    for _ in range(500):
+        if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+            os.kill(os.getpid(), signal.SIGHUP)
+            return
+        await anyio.sleep(0.01)
+    pytest.fail("the reload watcher never installed its SIGHUP handler")
+
+
+async def test_sighup_sends_reloading_then_ready_once_the_new_tenants_run(
+    notify_socket: socket.socket, tmp_path: Path
+) -> None:
+    """A real SIGHUP: RELOADING=1 with MONOTONIC_USEC first, READY=1 after the tenants changed."""
+    config = tmp_path / "config.toml"
+    write_config(config, "alpha")
+    load = partial(load_settings, config)
+    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.getsockname()})
+    with sighup_ignored_until_handled():
+        async with anyio.create_task_group() as group:
+            daemon = Daemon(IdleTicker(), CountingStore(), load(), group, workspaces_of,
+                            TickHealth(60.0), notifier)  # fmt: skip
+            await daemon.start(load)
+            write_config(config, "alpha", "beta")
+            await sighup_when_handled()
+            messages = await messages_until(notify_socket, "READY=1")
+            tenants = {workspace.tenant for workspace in daemon.loops.workspaces}
+            await daemon.loops.stop_all(1.0)
+            group.cancel_scope.cancel()
+    assert [m.split("\n")[0] for m in messages] == ["RELOADING=1", "READY=1"]
+    assert re.fullmatch(r"RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=reloading configuration",
+                        messages[0])  # fmt: skip
+    assert messages[1] == "READY=1\nSTATUS=configuration reloaded"
+    assert tenants == {"alpha", "beta"}
+
+
+def test_a_rejected_reload_still_ends_with_ready(
+    notify_socket: socket.socket, tmp_path: Path
+) -> None:
+    """An invalid file: RELOADING=1, then READY=1 saying it was rejected; tenants unchanged."""
+    config = tmp_path / "config.toml"
+    write_config(config, "alpha")
+    load = partial(load_settings, config)
+    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.getsockname()})
+    applied: list[Settings] = []
+    config.write_text("[azure\n", encoding="utf-8")
+    assert not reload_notified(settings(), load, applied.append, notifier)
+    messages = received(notify_socket)
+    assert [m.split("\n")[0] for m in messages] == ["RELOADING=1", "READY=1"]
+    assert messages[1] == (
+        "READY=1\nSTATUS=configuration reload rejected; the running configuration stays"
+    )
+    assert applied == []
+
+
+def test_ready_follows_even_when_applying_the_new_settings_fails(
+    notify_socket: socket.socket, tmp_path: Path
+) -> None:
+    """An error while applying propagates, but systemd still hears READY=1 (not stuck reloading)."""
+    config = tmp_path / "config.toml"
+    write_config(config, "alpha")
+    notifier = Notifier({"NOTIFY_SOCKET": notify_socket.getsockname()})
+
+    def broken(new: Settings) -> None:
+        raise RuntimeError("cannot start the loops")
+
+    with pytest.raises(RuntimeError, match="cannot start the loops"):
+        reload_notified(settings(), partial(load_settings, config), broken, notifier)
+    messages = received(notify_socket)
+    assert [m.split("\n")[0] for m in messages] == ["RELOADING=1", "READY=1"]
