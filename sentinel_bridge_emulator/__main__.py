@@ -1,5 +1,5 @@
-"""`python -m sentinel_bridge_emulator`: the same as `sentinel-bridge emulator`."""
+"""`python -m sentinel_bridge_emulator`: the same command as `sentinel-bridge emulator`."""
 
-from .standalone import run_standalone
+from .commands import main
 
-raise SystemExit(run_standalone())
+raise SystemExit(main())

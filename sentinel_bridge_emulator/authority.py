@@ -93,6 +93,11 @@ class AuthorityEmulator:
         with self._lock:
             (self._revoked.add if revoked else self._revoked.discard)(tenant_id.lower())
 
+    def consent_revoked(self, tenant_id: str) -> bool:
+        """Whether revoke_consent refuses the tenant's token requests now."""
+        with self._lock:
+            return tenant_id.lower() in self._revoked
+
     def expire_tokens(self, tenant_id: str | None = None) -> None:
         """Make issued tokens expired (all, or one tenant's)."""
         with self._lock:

@@ -1,5 +1,9 @@
 """Loopback-only control API under /_emulator/, so an emulator running as its own process
-(`sentinel-bridge emulator`) can be driven like the in-process one. It never returns secrets."""
+(`sentinel-bridge emulator`) can be driven like the in-process one. It never returns secrets.
+
+A workspace is named by its workspace name (`law-contoso`), its label (`contoso`) or its key
+(`subscription/group/name`, what /workspaces lists); a tenant by its id or by the name of one
+of its workspaces. docs/emulator.md lists the endpoints with examples."""
 
 from __future__ import annotations
 
@@ -46,8 +50,8 @@ def control_app(emulator: Emulator) -> Starlette:
         ("DELETE", "/faults/{service}", c.clear_faults),
         ("POST", "/faults/{service}/inject", c.inject),
         ("PUT", "/throttling", c.throttling),
-        ("PUT", "/tenants/{tenant_id}/consent", c.consent),
-        ("POST", "/tenants/{tenant_id}/expire-tokens", c.expire_tokens),
+        ("PUT", "/tenants/{tenant}/consent", c.consent),
+        ("POST", "/tenants/{tenant}/expire-tokens", c.expire_tokens),
     ]
     return Starlette(
         routes=[Route(path, _endpoint(action), methods=[method]) for method, path, action in routes]
@@ -155,8 +159,16 @@ class _Control:
 
     def consent(self, request: Request, body: Any) -> Any:
         self.emulator.authority.revoke_consent(
-            request.path_params["tenant_id"], revoked=bool(body.get("revoked", True))
+            self._tenant(request), revoked=bool(body.get("revoked", True))
         )
 
     def expire_tokens(self, request: Request, _body: Any) -> Any:
-        self.emulator.authority.expire_tokens(request.path_params["tenant_id"])
+        self.emulator.authority.expire_tokens(self._tenant(request))
+
+    def _tenant(self, request: Request) -> str:
+        """The tenant id in the path, or the tenant of the workspace named there."""
+        ref = request.path_params["tenant"]
+        try:
+            return self.emulator.sentinel.store(ref).workspace.tenant_id
+        except KeyError:
+            return str(ref)  # not a workspace: a tenant id

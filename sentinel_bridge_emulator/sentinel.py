@@ -21,7 +21,8 @@ from .payloads import owner as owner_info
 from .throttle import Throttle
 from .timefmt import format_ts, utcnow
 
-WorkspaceRef = EmulatedWorkspace | str  # the workspace, its key or its label
+# The workspace, its key (subscription/group/name), its label or its workspace name.
+WorkspaceRef = EmulatedWorkspace | str
 _ANALYST = {
     "name": "Alex Analyst",
     "email": "alex.analyst@customer.example",
@@ -62,18 +63,33 @@ class SentinelEmulator:
             return [incidents.workspace for incidents in self._workspaces.values()]
 
     def store(self, ref: WorkspaceRef) -> WorkspaceIncidents:
-        """The incidents of a workspace given as object, key or label."""
+        """The incidents of a workspace given as object, key, label or workspace name (all
+        case-insensitive, as ARM names are). A workspace name that two subscriptions share is
+        ambiguous (ValueError): give the key or the label."""
         with self.lock:
-            key = ref.key if isinstance(ref, EmulatedWorkspace) else ref.lower()
-            found = self._workspaces.get(key)
-            if found is None:
-                found = next(
-                    (w for w in self._workspaces.values() if w.workspace.label.lower() == key),
-                    None,
-                )
+            if isinstance(ref, EmulatedWorkspace):
+                found = self._workspaces.get(ref.key)
+            else:
+                # Not `or`: a workspace without incidents is falsy (it has a length).
+                found = self._workspaces.get(ref.lower())
+                if found is None:
+                    found = self._by_name(ref.lower())
         if found is None:
-            raise KeyError(f"no such workspace: {ref!r}")
+            known = ", ".join(sorted(w.workspace_name for w in self.workspaces))
+            raise KeyError(f"no such workspace: {ref!r} (workspaces: {known or 'none'})")
         return found
+
+    def _by_name(self, name: str) -> WorkspaceIncidents | None:
+        """The workspace labelled `name`, else the one with that workspace name."""
+        hosted = list(self._workspaces.values())
+        for incidents in hosted:
+            if incidents.workspace.label.lower() == name:
+                return incidents
+        named = [w for w in hosted if w.workspace.workspace_name.lower() == name]
+        if len(named) > 1:
+            keys = ", ".join(w.workspace.key for w in named)
+            raise ValueError(f"workspace name {name!r} is ambiguous: give a key ({keys})")
+        return named[0] if named else None
 
     def lookup(self, subscription: str, group: str, name: str) -> WorkspaceIncidents | None:
         with self.lock:

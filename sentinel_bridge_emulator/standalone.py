@@ -10,37 +10,25 @@ import json
 import os
 import random
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .arguments import add_arguments
 from .core import Emulator, Endpoints
 from .options import EmulatedWorkspace, EmulatorOptions
 from .seed import add_random_incident, seed_demo
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """What run_standalone parses: the options of `sentinel-bridge emulator` (add_arguments)
+    without the CLI's logging options."""
     parser = argparse.ArgumentParser(
         prog="sentinel-bridge emulator",
         description="Local Sentinel API, token authority and central queue over TLS.",
     )
-    parser.add_argument("--tenants", type=int, default=3, help="demo customer tenants")
-    parser.add_argument("--incidents", type=int, default=5, help="initial incidents per workspace")
-    parser.add_argument(
-        "--new-incident-every",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="keep adding a random incident at this interval (0: never)",
-    )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=Path(".emulator"),
-        help="where the CA, emulator.json and bridge.toml are written",
-    )
-    parser.add_argument("--no-throttling", action="store_true", help="switch ARM throttling off")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the demo data")
+    add_arguments(parser)
     return parser
 
 
@@ -146,8 +134,14 @@ def run_standalone(
     for name, value in given.items():
         setattr(args, name, value)
     if args.tenants < 1 or args.incidents < 0:
-        print("--tenants must be at least 1 and --incidents not negative")
+        # Keywords skip argparse's checks: refuse them the same way.
+        print("--tenants must be at least 1 and --incidents not negative", file=sys.stderr)
         return 2
+    return serve(args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve with the options parsed by add_arguments until SIGINT or SIGTERM; exit code 0."""
     args.state_dir = args.state_dir.resolve()
     args.state_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(_run(args))

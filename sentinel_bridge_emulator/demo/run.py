@@ -30,7 +30,7 @@ from sentinel_bridge.runtime.shutdown import start_tracked
 from .. import EmulatedWorkspace, Emulator, EmulatorOptions
 from ..audit import audit
 from .analysts import Analysts
-from .view import Screen, progress, render, tenant_line
+from .view import Screen, TenantLine, tenant_line
 
 _TITLES = [
     "Suspicious sign-in from an unfamiliar location",
@@ -170,23 +170,29 @@ async def show_live(
     state: DemoState, settings: Settings, duration: float, stop: anyio.Event
 ) -> None:
     """Redraw the per-tenant view every second until `stop` (between redraws: a read of the
-    store is never cancelled)."""
+    store is never cancelled), then leave the final view on screen."""
     screen, started = Screen(), time.monotonic()
+    try:
+        while not stop.is_set():
+            screen.show(await _lines(state, settings), time.monotonic() - started, duration)
+            with anyio.move_on_after(1.0):
+                await stop.wait()
+        screen.close(await _lines(state, settings), time.monotonic() - started, duration)
+    finally:
+        screen.stop()  # also when a second signal cancels: the terminal is left usable
+
+
+async def _lines(state: DemoState, settings: Settings) -> list[TenantLine]:
     names = {tenant.workspace_name: tenant.name for tenant in settings.tenants}
-    while not stop.is_set():
-        try:
-            rows = {row.workspace: row for row in await collect(settings)}
-        except StoreMissing:
-            rows = {}
-        lines = [
-            tenant_line(state.emulator, ws, names[ws.workspace_name], state.analysts,
-                        rows.get(ws.workspace_name))
-            for ws in state.workspaces
-        ]  # fmt: skip
-        header = f"sentinel-bridge demo  {progress(time.monotonic() - started, duration)}"
-        screen.show(render(lines, header))
-        with anyio.move_on_after(1.0):
-            await stop.wait()
+    try:
+        rows = {row.workspace: row for row in await collect(settings)}
+    except StoreMissing:
+        rows = {}
+    return [
+        tenant_line(state.emulator, ws, names[ws.workspace_name], state.analysts,
+                    rows.get(ws.workspace_name))
+        for ws in state.workspaces
+    ]  # fmt: skip
 
 
 async def _caught_up(state: DemoState, limit_seconds: float) -> None:
@@ -210,13 +216,14 @@ def fresh_database(state_dir: Path) -> Path:
     return db
 
 
-async def run_demo(tenants: int, duration: float, state_dir: str) -> int:
+async def run_demo(tenants: int, duration: float, state_dir: str | Path) -> int:
     emulator, workspaces = build_emulator(max(1, tenants))
     state = DemoState(emulator, workspaces)
     db = fresh_database(Path(state_dir))
     async with emulator.serve() as endpoints:
         settings = demo_settings(emulator, endpoints, workspaces, db)
-        _out(f"sentinel-bridge demo: {len(workspaces)} tenants, store {db}")
+        # The store as the user named it: an absolute temporary path would overflow the line.
+        _out(f"sentinel-bridge demo: {len(workspaces)} tenants, store {Path(state_dir) / db.name}")
         _out("  (Ctrl-C to stop)" if duration <= 0 else f"  running for {duration:.0f} s")
         await _run_with(state, settings, duration)
     return _report(state)
@@ -259,13 +266,16 @@ async def _cancel_on_signal(signals: AsyncIterator[int], scope: anyio.CancelScop
 def _report(state: DemoState) -> int:
     result = audit(state.emulator, state.workspaces)
     mirrored, taken = state.analysts.mirrored()
+    # Short lines: the summary stays readable in a terminal of 80 columns.
     _out(
         f"summary: {result.incidents} incidents in {len(state.workspaces)} workspaces "
-        f"({state.created} created, {state.modified} modified), "
-        f"{result.alerts} alerts in the queue, "
-        f"{len(result.missing_or_behind)} missing or behind, {len(result.duplicated)} duplicated; "
-        f"analyst actions mirrored to Sentinel: {mirrored}/{taken}"
+        f"({state.created} created, {state.modified} modified)"
     )
+    _out(
+        f"  queue: {result.alerts} alerts, {len(result.missing_or_behind)} missing or behind, "
+        f"{len(result.duplicated)} duplicated"
+    )
+    _out(f"  analyst actions mirrored to Sentinel: {mirrored}/{taken}")
     ok = result.ok and mirrored == taken
     print(
         "demo OK" if ok else "demo FAILED: something was lost or duplicated",
