@@ -1,78 +1,74 @@
-"""`check-config --online`: per tenant, get a token and list one page of incidents."""
+"""`check-config --online`: every part the bridge talks to, reached once, in one table.
+
+Rows: each enabled tenant (token and one page of incidents), the queue (an authenticated read
+of its change feed) and the store (connection and schema revision); see runtime/probes.py.
+The table is the whole output: log lines of the probes are held back while they run, and
+their warnings and errors appear in the detail of the row they concern. No cell ever shows a
+configured secret, whatever an error message quotes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Sequence
 
-import anyio
-
-from ..adapters.auth import MsalTokenProvider
-from ..adapters.sentinel import RetryPolicy, SentinelClient
 from ..config import Settings
-from ..core.errors import describe
-from ..core.model import Workspace
-from ..runtime.wiring import token_provider
-from ..runtime.workspaces import workspaces_of
+from ..ops.log_capture import CapturedLine, CapturedLogs, captured_logs
+from ..runtime.probes import ProbeResult, probe_all
+from ..runtime.startup import StoreTarget
 from .table import render
 
-
-@dataclass
-class TenantCheck:
-    workspace: Workspace
-    token: str = "-"
-    listing: str = "-"
-    incidents: int = 0
-    error: str = ""
+OK, FAILED = "ok", "FAILED"
+HEADER = ("kind", "name", "result", "detail")
+# Log lines shown per row; a probe that retried may have said the same thing many times.
+_MAX_NOTES = 3
+_NOTE_CHARS = 200
 
 
 async def check_online(settings: Settings) -> int:
-    """Print one row per enabled tenant; 0 only if every tenant answered."""
-    tokens = token_provider(settings)
-    source = SentinelClient(
-        arm_endpoint=settings.azure.resolved_arm_endpoint,
-        api_version=settings.azure.api_version,
-        tokens=tokens,
-        ca_bundle=settings.azure.ca_bundle,
-        timeout=settings.azure.request_timeout_seconds,
-        page_size=min(settings.sync.page_size, 50),
-        max_pages=1,
-        retry=RetryPolicy(max_retries=1),
-    )
-    results = [TenantCheck(workspace) for workspace in workspaces_of(settings)]
-    async with source, anyio.create_task_group() as group:
-        for result in results:
-            group.start_soon(_check_one, tokens, source, result)
-    print(render_table(results))
-    return 0 if all(not result.error for result in results) else 1
+    """Print the table; 0 only if every part answered as the daemon needs."""
+    with captured_logs() as logs:
+        results = await probe_all(settings)
+    rows = [_row(result, logs.of(result.scope)) for result in results]
+    rows += _unscoped_rows(logs)
+    print(render_table(rows, secrets_of(settings)))
+    return 0 if all(result.ok for result in results) else 1
 
 
-async def _check_one(tokens: MsalTokenProvider, source: SentinelClient, row: TenantCheck) -> None:
-    try:
-        await tokens.token(row.workspace.tenant_id)
-        row.token = "ok"
-        since = datetime.now(UTC) - timedelta(days=30)
-        listing = source.list_changed(row.workspace, since)
-        async for page in listing:
-            row.incidents += len(page.incidents) + len(page.unparsable)
-        row.listing = "ok"
-    except Exception as exc:  # the table reports every tenant, whatever failed
-        row.token = row.token if row.token == "ok" else "FAILED"
-        row.listing = "FAILED" if row.token == "ok" else "-"
-        row.error = describe(exc, 160)
+def _row(result: ProbeResult, lines: Sequence[CapturedLine]) -> tuple[str, str, str, str]:
+    detail = "; ".join([result.detail, *_notes(lines)])
+    return (result.kind, result.name, OK if result.ok else FAILED, detail)
 
 
-def render_table(rows: list[TenantCheck]) -> str:
-    header = ("tenant", "workspace", "token", "list", "incidents (1 page, 30 d)", "error")
-    lines = [header] + [
-        (
-            row.workspace.tenant,
-            row.workspace.name,
-            row.token,
-            row.listing,
-            str(row.incidents),
-            row.error,
-        )
-        for row in rows
-    ]
-    return render(lines)
+def _notes(lines: Sequence[CapturedLine]) -> list[str]:
+    unique = list(dict.fromkeys(f"{line.level}: {line.text}"[:_NOTE_CHARS] for line in lines))
+    if len(unique) > _MAX_NOTES:
+        return [*unique[:_MAX_NOTES], f"(+{len(unique) - _MAX_NOTES} more log lines)"]
+    return unique
+
+
+def _unscoped_rows(logs: CapturedLogs) -> list[tuple[str, str, str, str]]:
+    """Lines no probe claimed (none are expected): shown, but they fail nothing."""
+    return [("log", "-", line.level, line.text) for line in logs.of(None)]
+
+
+def render_table(rows: Iterable[Sequence[str]], secrets: Sequence[str] = ()) -> str:
+    """The rows under HEADER, one line each, with every secret blanked out."""
+    cells = [HEADER, *(tuple(_cell(cell, secrets) for cell in row) for row in rows)]
+    return render(cells)
+
+
+def _cell(text: str, secrets: Sequence[str]) -> str:
+    # One line per row, whatever a server put in its message.
+    flat = " ".join(text.split())
+    for secret in secrets:
+        flat = flat.replace(secret, "***")
+    return flat
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret value the settings hold; an error could quote one (a server echoing the
+    token it refused, a driver the URL it was given)."""
+    values = [settings.azure.client_secret, settings.queue.token]
+    found = [value.get_secret_value() for value in values if value is not None]
+    found.append(StoreTarget.of(settings.store.url).password or "")
+    return [secret for secret in found if secret]
