@@ -31,7 +31,13 @@ class Telemetry(Protocol):
     """What the bridge reports while it works; the one way adapters and loops feed metrics.
 
     Implementations are cheap and never raise: reporting must not fail the work it reports.
+    Tenant arguments are the configured tenant labels, never ids or secrets.
     """
+
+    def tenants_configured(self, tenants: Sequence[str]) -> None:
+        """The tenants that run from now on (start, reload): their failure series start at 0,
+        so a rate or an increase sees the first failure."""
+        ...
 
     def remote_call(self, tenant: str, kind: str, status: int | str, seconds: float) -> None:
         """One attempt of a request to a source (`kind`: reads or writes), and how it went."""
@@ -40,16 +46,56 @@ class Telemetry(Protocol):
     def token_failed(self, tenant: str) -> None: ...
 
     def tick_finished(
-        self, tenant: str, ok: bool, fetched: int = 0, enqueued: int = 0, parked: int = 0
+        self,
+        tenant: str,
+        ok: bool,
+        fetched: int = 0,
+        enqueued: int = 0,
+        parked: int = 0,
+        seconds: float | None = None,
     ) -> None: ...
 
     def delivery(self, tenant: str, outcome: str) -> None:
         """One outbox item's fate: delivered, failed (will retry) or parked."""
         ...
 
+    def queue_put(self, tenant: str, result: str, seconds: float) -> None:
+        """One PUT of an alert to the queue: how the queue answered (created, updated, stale,
+        refused, retry_later, error, untrusted_certificate) and how long it took."""
+        ...
+
+    def queue_response(self, route: str, status: int) -> None:
+        """One HTTP answer of the central queue (`route`: alerts, comments, changes, other)."""
+        ...
+
+    def change_finished(self, tenant: str | None, kind: str | None, outcome: str) -> None:
+        """One analyst change handled: applied, echo, parked or pending (a failed attempt);
+        `tenant` None when the change names no incident the bridge knows."""
+        ...
+
+    def change_feed_failed(self) -> None:
+        """The queue's change feed could not be read on a pass."""
+        ...
+
+    def reverse_pass_finished(self, caught_up: bool) -> None:
+        """A reverse pass ended; `caught_up`: the cursor reached the end of the feed."""
+        ...
+
+    def comment_mirrored(self, tenant: str, direction: str) -> None:
+        """One comment written to the other side (`direction`: to_sentinel, to_queue)."""
+        ...
+
+    def comment_mirror_failed(self, tenant: str, parked: bool) -> None:
+        """Mirroring an incident's comments failed (`parked`: it gave up, or the queue refused
+        one comment for good)."""
+        ...
+
 
 class NoTelemetry:
     """Telemetry that reports nowhere: the default of every part built without one."""
+
+    def tenants_configured(self, tenants: Sequence[str]) -> None:
+        pass
 
     def remote_call(self, tenant: str, kind: str, status: int | str, seconds: float) -> None:
         pass
@@ -58,11 +104,38 @@ class NoTelemetry:
         pass
 
     def tick_finished(
-        self, tenant: str, ok: bool, fetched: int = 0, enqueued: int = 0, parked: int = 0
+        self,
+        tenant: str,
+        ok: bool,
+        fetched: int = 0,
+        enqueued: int = 0,
+        parked: int = 0,
+        seconds: float | None = None,
     ) -> None:
         pass
 
     def delivery(self, tenant: str, outcome: str) -> None:
+        pass
+
+    def queue_put(self, tenant: str, result: str, seconds: float) -> None:
+        pass
+
+    def queue_response(self, route: str, status: int) -> None:
+        pass
+
+    def change_finished(self, tenant: str | None, kind: str | None, outcome: str) -> None:
+        pass
+
+    def change_feed_failed(self) -> None:
+        pass
+
+    def reverse_pass_finished(self, caught_up: bool) -> None:
+        pass
+
+    def comment_mirrored(self, tenant: str, direction: str) -> None:
+        pass
+
+    def comment_mirror_failed(self, tenant: str, parked: bool) -> None:
         pass
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..core.ports import Telemetry
+from ..core.ports import NoTelemetry, Telemetry
 
 # A tenant counts as healthy while its last successful tick is at most this many polls old.
 STALE_AFTER_POLLS = 3
@@ -34,12 +34,15 @@ class TickHealth:
     poll_interval: float
     tenants: set[str] = field(default_factory=set)
     clock: Callable[[], float] = time.monotonic
+    # Told the tenants on every expect(): their failure series exist from the start.
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
     _last_ok: dict[str, float] = field(default_factory=dict)
     _last_error: dict[str, bool] = field(default_factory=dict)
 
     def expect(self, tenants: Iterable[str]) -> None:
         """The enabled tenants from now on (after a start or a reload)."""
         self.tenants = set(tenants)
+        self.telemetry.tenants_configured(sorted(self.tenants))
         for gone in set(self._last_ok) - self.tenants:
             del self._last_ok[gone]
 
@@ -59,15 +62,25 @@ class TickHealth:
 
 
 def record_tick(
-    health: TickHealth, tenant: str, report: _Report | None, telemetry: Telemetry
+    health: TickHealth,
+    tenant: str,
+    report: _Report | None,
+    telemetry: Telemetry,
+    seconds: float | None = None,
 ) -> None:
-    """Readiness and telemetry after one forward tick (`report` None: the tick failed)."""
+    """Readiness and telemetry after one forward tick (`report` None: the tick failed) that
+    took `seconds`."""
     health.ticked(tenant, ok=report is not None)
     if report is None:
-        telemetry.tick_finished(tenant, ok=False)
+        telemetry.tick_finished(tenant, ok=False, seconds=seconds)
         return
     telemetry.tick_finished(
-        tenant, ok=True, fetched=report.fetched, enqueued=report.enqueued, parked=report.parked
+        tenant,
+        ok=True,
+        fetched=report.fetched,
+        enqueued=report.enqueued,
+        parked=report.parked,
+        seconds=seconds,
     )
 
 

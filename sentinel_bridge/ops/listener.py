@@ -1,8 +1,10 @@
 """The ops listener (`[observability] listen`): GET /healthz, /readyz and /metrics.
 
 A deliberately tiny HTTP/1.1 responder on the daemon's own event loop: one request per
-connection, GET only, bounded head size and time. Running in the loop (rather than a side
-thread) means /healthz stops answering when the loop is stuck, which is what a probe is for.
+connection, GET and HEAD only (HEAD: the GET's status and headers without the body, which is
+what some load balancers and probes send), bounded head size and time. Running in the loop
+(rather than a side thread) means /healthz stops answering when the loop is stuck, which is
+what a probe is for.
 
 The daemon opens the listener before it waits for the store (`OpsSwitch`): meanwhile /healthz
 is 200 and /readyz 503 with the reason, so an orchestrator sees "alive, not ready" rather than
@@ -37,6 +39,10 @@ Response = tuple[int, str, bytes]
 class OpsStore(Pingable, Protocol):
     async def workspace_states(self) -> list[WorkspaceState]: ...
 
+    async def change_counts(self) -> dict[tuple[str | None, str], int]:
+        """Pending and parked analyst changes by (workspace key or None, outcome)."""
+        ...
+
 
 class Router(Protocol):
     async def route(self, method: str, path: str) -> Response: ...
@@ -52,7 +58,7 @@ class OpsEndpoint:
 
     async def route(self, method: str, path: str) -> Response:
         if method != "GET":
-            return _json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "GET only"})
+            return _not_allowed()
         handler = self._routes().get(path.split("?", 1)[0])
         if handler is None:
             return _json(HTTPStatus.NOT_FOUND, {"error": "not found"})
@@ -69,12 +75,15 @@ class OpsEndpoint:
         return _json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, body)
 
     async def metrics(self) -> Response:
+        tenants = self.tenants()
         try:
             states = await self.store.workspace_states()
+            changes = await self.store.change_counts()
         except Exception as exc:  # still serve the counters; the stored-state gauges wait
             log.warning("metrics: store unreachable", error=type(exc).__name__)
         else:
-            metrics.refresh_state(states, self.tenants(), datetime.now(UTC))
+            metrics.refresh_state(states, tenants, datetime.now(UTC))
+            metrics.refresh_changes(changes, tenants)
         return HTTPStatus.OK, CONTENT_TYPE_LATEST, metrics.render()
 
 
@@ -86,7 +95,7 @@ class StartingEndpoint:
 
     async def route(self, method: str, path: str) -> Response:
         if method != "GET":
-            return _json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "GET only"})
+            return _not_allowed()
         route = path.split("?", 1)[0]
         if route == "/healthz":
             return _json(HTTPStatus.OK, {"status": "alive"})
@@ -150,16 +159,24 @@ async def serve(
 async def _answer(endpoint: Router, stream: SocketStream) -> None:
     head = await _read_head(stream)
     parts = head.split(b"\r\n", 1)[0].split() if head else []
+    head_only = False
     if len(parts) != 3:
         status, ctype, body = _json(HTTPStatus.BAD_REQUEST, {"error": "bad request"})
     else:
-        status, ctype, body = await endpoint.route(parts[0].decode("latin-1"), parts[1].decode())
+        method = parts[0].decode("latin-1")
+        # HEAD is GET without the body: the routes never see it, so they cannot differ.
+        head_only = method == "HEAD"
+        status, ctype, body = await endpoint.route(
+            "GET" if head_only else method, parts[1].decode()
+        )
     reason = HTTPStatus(status).phrase
+    allow = "Allow: GET, HEAD\r\n" if status == HTTPStatus.METHOD_NOT_ALLOWED else ""
+    # Content-Length stays the GET's, as HTTP asks of a HEAD answer.
     header = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n{allow}"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     )
-    await stream.send(header.encode("latin-1") + body)
+    await stream.send(header.encode("latin-1") + (b"" if head_only else body))
 
 
 async def _read_head(stream: SocketStream) -> bytes | None:
@@ -170,6 +187,10 @@ async def _read_head(stream: SocketStream) -> bytes | None:
         except (anyio.EndOfStream, anyio.BrokenResourceError):
             return None
     return buffer
+
+
+def _not_allowed() -> Response:
+    return _json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "GET or HEAD only"})
 
 
 def _json(status: int, body: Any) -> Response:

@@ -12,11 +12,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...core.clock import utc_now
-from ...core.model import Enrichment, LedgerEntry, OutboxItem, PageCommit, ParkedItem
+from ...core.model import (
+    Enrichment,
+    LedgerEntry,
+    OutboxItem,
+    Outcome,
+    PageCommit,
+    ParkedItem,
+)
 from ...core.ports import ClaimedItem, WorkspaceState
 from . import leases, writes
 from .engine import create_engine, dispose, is_sqlite, write_gate
-from .tables import checkpoints, ledger, outbox, parked
+from .tables import change_cursors, change_journal, checkpoints, ledger, outbox, parked
 
 Clock = Callable[[], datetime]
 
@@ -189,6 +196,30 @@ class SqlStore:
             _workspace_state(key, ticks.get(key), depths.get(key, 0), parked_counts.get(key, 0))
             for key in keys
         ]
+
+    async def change_counts(self) -> dict[tuple[str | None, str], int]:
+        """Pending and parked changes of the journal by (workspace key, outcome); the key is
+        None when the ledger does not know the change's alert. The parked ones are exactly
+        the rows `changes list --parked` lists."""
+        query = (
+            sa.select(ledger.c.workspace_key, change_journal.c.outcome, sa.func.count())
+            .select_from(change_journal)
+            .outerjoin(ledger, ledger.c.alert_id == change_journal.c.alert_id)
+            .where(change_journal.c.outcome.in_((Outcome.PENDING.value, Outcome.PARKED.value)))
+            .group_by(ledger.c.workspace_key, change_journal.c.outcome)
+        )
+        async with self._engine.connect() as conn:
+            return {(row[0], str(row[1])): int(row[2]) for row in await conn.execute(query)}
+
+    async def change_cursor(self, queue_key: str = "default") -> tuple[str | None, datetime | None]:
+        """The reverse path's cursor in the change feed and when it last moved (None, None:
+        the feed was never read)."""
+        query = sa.select(change_cursors.c.cursor, change_cursors.c.updated_at).where(
+            change_cursors.c.queue_key == queue_key
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return (None, None) if row is None else (row.cursor, row.updated_at)
 
     async def _count(self, query: sa.Select[Any]) -> int:
         async with self._engine.connect() as conn:
