@@ -1,8 +1,15 @@
 """Logging setup: structlog JSON lines on stdout (or a console renderer for people).
 
-Every event carries `tenant` and `workspace` where it concerns one (bound by the callers), an
+Every event carries `tenant` and `workspace` where it concerns one (passed by the callers), an
 ISO timestamp and the level. A redaction step drops any key that names a secret, as a last line
 of defence: secrets are never passed to log calls on purpose.
+
+Quiet when healthy, loud when not. `info` is for what happened: a tick that enqueued or parked
+something, a change applied, a comment mirrored, one `workspace summary` per workspace every
+15 minutes. Routine is `debug`: a tick or reverse pass that found nothing, each ARM retry or
+429, each alert delivered. A failure is one `warning` or `error` line, written by the part
+that gave up on it (the tick, the change, the incident) and naming the operation and ARM's
+code; the retries before it were debug lines.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from ..core.errors import TlsVerificationError, describe
 from ..core.model import Workspace
 from ..ops.health import TickHealth, record_tick
 from ..sync.delivery import Delivery, DeliveryOptions
-from ..sync.forward import ForwardOptions, ForwardSync
+from ..sync.forward import ForwardOptions, ForwardSync, TickReport
+from ..sync.log_summary import WorkspaceSummaries
 from ..sync.reverse import ReverseSync
 from .reverse import (
     build_reverse,
@@ -44,21 +46,37 @@ class Bridge:
     tls_failure: TlsVerificationError | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.health = TickHealth(self.settings.sync.poll_interval_seconds)
+        self.health = TickHealth(
+            self.settings.sync.poll_interval_seconds, telemetry=self.adapters.telemetry
+        )
 
     async def tick(self, workspace: Workspace) -> bool:
         """One forward tick, isolated: an error is logged and recorded, never raised."""
         with structlog.contextvars.bound_contextvars(**workspace.log_context()):
+            started = time.monotonic()
             try:
                 report = await self.forward.tick(workspace)
             except Exception as exc:  # one workspace's failure must not stop the others
                 await self._record(workspace, error=describe(exc))
-                log.error("forward tick failed", error=describe(exc), **self._tls(exc))
-                record_tick(self.health, workspace.tenant, None, self.adapters.telemetry)
+                # The one line of this failure: ARM's retries were debug lines, and the error
+                # names the operation and ARM's code (not the path: tenant and workspace do).
+                log.error(
+                    "forward tick failed",
+                    **workspace.log_context(),
+                    error=describe(exc, 500),
+                    **self._tls(exc),
+                )
+                self.forward.summaries.failed(workspace)
+                self._report(workspace, None, started)
                 return False
             await self._record(workspace, error=None)
-            record_tick(self.health, workspace.tenant, report, self.adapters.telemetry)
+            self._report(workspace, report, started)
             return True
+
+    def _report(self, workspace: Workspace, report: TickReport | None, started: float) -> None:
+        """Readiness and metrics of the tick (`report` None: it failed) begun at `started`."""
+        seconds = time.monotonic() - started
+        record_tick(self.health, workspace.tenant, report, self.adapters.telemetry, seconds)
 
     async def _record(self, workspace: Workspace, error: str | None) -> None:
         with anyio.CancelScope(shield=True):
@@ -76,6 +94,8 @@ class Bridge:
 async def open_bridge(settings: Settings, wait: StoreWait | None = None) -> AsyncIterator[Bridge]:
     async with open_adapters(settings, wait=wait) as adapters:
         sync = settings.sync
+        # One per bridge: ticks and deliveries of a workspace add up in the same summary line.
+        summaries = WorkspaceSummaries()
         delivery = Delivery(
             adapters.queue,
             adapters.store,
@@ -87,6 +107,7 @@ async def open_bridge(settings: Settings, wait: StoreWait | None = None) -> Asyn
                 lease_seconds=2 * settings.queue.request_timeout_seconds + 5,
             ),
             telemetry=adapters.telemetry,
+            summaries=summaries,
         )
         forward = ForwardSync(
             adapters.source,
@@ -99,6 +120,7 @@ async def open_bridge(settings: Settings, wait: StoreWait | None = None) -> Asyn
                 budget=item_budget(sync),
             ),
             on_enqueued=delivery.nudge,
+            summaries=summaries,
         )
         workspaces = workspaces_of(settings)
         reverse = build_reverse(settings, adapters, workspaces)

@@ -57,6 +57,7 @@ def build_reverse(
         store,
         {workspace.key: workspace for workspace in workspaces},
         reverse_options(settings.sync),
+        telemetry=adapters.telemetry,
     )
 
 

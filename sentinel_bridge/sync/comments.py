@@ -31,11 +31,13 @@ from ..core.model import (
 from ..core.ports import (
     ChangeFeed,
     IncidentTarget,
+    NoTelemetry,
     PutOutcome,
     PutResult,
     Refused,
     RetryLater,
     ReverseStore,
+    Telemetry,
 )
 from .budget import Budget
 from .comment_text import queue_comment_id
@@ -59,7 +61,9 @@ class CommentMirror:
         limit: int,
         budget: Budget,
         clock: Callable[[], datetime],
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry or NoTelemetry()
         self._target = target
         self._feed = feed
         self._store = store
@@ -79,7 +83,9 @@ class CommentMirror:
                 try:
                     totals[0] += await self._incident(workspace, where)
                 except Exception as exc:  # one incident's failure, never the pass's
-                    totals[1] += await self._failed(workspace, where, exc)
+                    stays_due = await self._failed(workspace, where, exc)
+                    totals[1] += stays_due
+                    self._telemetry.comment_mirror_failed(workspace.tenant, parked=not stays_due)
 
         async with anyio.create_task_group() as tasks:
             for where in due:
@@ -123,10 +129,18 @@ class CommentMirror:
             result = await self._mirror(where, comment, ours, mirrored)
             if isinstance(result, Refused):
                 await self._park_comment(workspace, where, comment, result)
+                self._telemetry.comment_mirror_failed(workspace.tenant, parked=True)
             elif isinstance(result, RetryLater):
                 raise QueueBusy(result.reason)  # the rest of this incident's comments wait
             elif result is not None:
                 count += 1
+                log.info(
+                    "comment mirrored",
+                    **workspace.log_context(),
+                    alert_id=where.alert_id,
+                    comment=comment.name,
+                )
+                self._telemetry.comment_mirrored(workspace.tenant, "to_queue")
         if where.revision is not None:
             await self._store.mark_swept(where.alert_id, where.revision)
         return count

@@ -16,6 +16,7 @@ delivered, scheduled for a retry or parked, and none is left leased to a process
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,10 +34,12 @@ from ..core.ports import (
     NoTelemetry,
     OutboxStore,
     PutOutcome,
+    PutResult,
     Refused,
     RetryLater,
     Telemetry,
 )
+from .log_summary import WorkspaceSummaries
 from .stopping import is_set, wait_any
 
 log = structlog.get_logger(__name__)
@@ -80,8 +83,10 @@ class Delivery:
         options: DeliveryOptions,
         clock: Callable[[], datetime] = utc_now,
         telemetry: Telemetry | None = None,
+        summaries: WorkspaceSummaries | None = None,
     ) -> None:
         self._telemetry = telemetry or NoTelemetry()
+        self._summaries = summaries or WorkspaceSummaries()
         self._queue = queue
         self._store = store
         self._options = options
@@ -155,7 +160,7 @@ class Delivery:
     async def _deliver_one(self, item: OutboxItem, report: DeliveryReport) -> bool:
         """PUT one alert; True when the queue took it."""
         try:
-            result = await self._queue.put_alert(item.alert_id, item.body)
+            result = await self._put(item)
         except TlsVerificationError as exc:
             report.tls_failure = report.tls_failure or exc
             await self._retry_later(item, RetryLater(str(exc)), report, exc)
@@ -171,10 +176,29 @@ class Delivery:
             await self._retry_later(item, result, report)
         return False
 
+    async def _put(self, item: OutboxItem) -> PutResult:
+        """The queue's answer to one PUT, timed and counted; what it raises is counted too
+        (then raised as before), so the results add up to every PUT tried."""
+        started = time.monotonic()
+        try:
+            result = await self._queue.put_alert(item.alert_id, item.body)
+        except TlsVerificationError:
+            self._put_done(item, "untrusted_certificate", started)
+            raise
+        except Exception:
+            self._put_done(item, "error", started)
+            raise
+        self._put_done(item, _result_name(result), started)
+        return result
+
+    def _put_done(self, item: OutboxItem, result: str, started: float) -> None:
+        self._telemetry.queue_put(item.tenant, result, time.monotonic() - started)
+
     def _taken(self, item: OutboxItem, outcome: PutOutcome, report: DeliveryReport) -> None:
         context = _context(item)
         report.delivered += 1
         self._telemetry.delivery(item.tenant, "delivered")
+        self._summaries.delivered(item.workspace_key)
         log.debug("alert delivered", **context, outcome=outcome.value)
         if outcome is PutOutcome.STALE:
             log.info("queue holds a newer revision", **context)
@@ -213,11 +237,22 @@ class Delivery:
                 **untrusted.log_fields(),
             )
             return
-        log.warning("alert delivery failed; will retry", **fields, reason=result.reason)
+        # The queue down for an hour must not write a line per item and retry: warn on
+        # attempts 1, 2, 4, 8, ... of each item (its retries spread out the same way).
+        attempts = item.attempts + 1
+        write = log.warning if attempts & (attempts - 1) == 0 else log.debug
+        write("alert delivery failed; will retry", **fields, reason=result.reason)
 
     def _out_of_attempts(self, item: OutboxItem) -> bool:
         limit = self._options.max_attempts
         return limit > 0 and item.attempts + 1 >= limit
+
+
+def _result_name(result: PutResult) -> str:
+    """The metrics' word for the queue's answer (created, updated, stale, refused, retry_later)."""
+    if isinstance(result, PutOutcome):
+        return result.value
+    return "refused" if isinstance(result, Refused) else "retry_later"
 
 
 def _context(item: OutboxItem) -> dict[str, object]:

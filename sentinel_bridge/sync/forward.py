@@ -37,6 +37,7 @@ from ..core.model import (
 from ..core.ports import ForwardStore, IncidentSource, ListingEnd
 from .budget import INCOMPLETE, Budget, after_enrichment
 from .dedup import Verdict, decide_all, fingerprint
+from .log_summary import WorkspaceSummaries
 from .mapping import to_alert, unmappable_alert
 from .window import checkpoint_after_listing, checkpoint_after_page, plan_window
 
@@ -70,6 +71,16 @@ class TickReport:
     pages: int = 0
     end: str = ""
 
+    @property
+    def quiet(self) -> bool:
+        """Nothing to tell: no alert enqueued, nothing parked or incomplete, a full listing."""
+        return (
+            self.enqueued == 0
+            and self.parked == 0
+            and self.incomplete == 0
+            and self.end == ListingEnd.COMPLETE.value
+        )
+
 
 class ForwardSync:
     """Moves one workspace's new and changed incidents into the outbox."""
@@ -81,7 +92,9 @@ class ForwardSync:
         options: ForwardOptions,
         clock: Callable[[], datetime] = utc_now,
         on_enqueued: Callable[[], None] = lambda: None,
+        summaries: WorkspaceSummaries | None = None,
     ) -> None:
+        self.summaries = summaries or WorkspaceSummaries()
         self._source = source
         self._store = store
         self._options = options
@@ -105,7 +118,10 @@ class ForwardSync:
         final = checkpoint_after_listing(window, complete, newest)
         await self._commit(PageCommit(workspace.key, (), (), (), final, caught_up=complete))
         await self._retry_enrichment(workspace, report)
-        log.info(
+        # A quiet tick is debug: at a 60 s poll that is 1,440 lines a day per workspace saying
+        # nothing. The periodic `workspace summary` line shows quiet workspaces alive.
+        write = log.debug if report.quiet else log.info
+        write(
             "forward tick",
             **workspace.log_context(),
             fetched=report.fetched,
@@ -123,6 +139,7 @@ class ForwardSync:
             checkpoint=final.isoformat() if final else None,
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
+        self.summaries.ticked(workspace, report.fetched, report.enqueued)
         return report
 
     async def _process_page(
@@ -272,6 +289,13 @@ class ForwardSync:
                 entry, enrich_attempts=followup.attempts, enrich_retry_at=followup.retry_at
             )
             if not followup.give_up:
+                log.warning(
+                    "incident could not be read again; enrichment retried later",
+                    **workspace.log_context(),
+                    alert_id=entry.alert_id,
+                    attempts=followup.attempts,
+                    error=describe(exc, 300),
+                )
                 return None, row, None
             ids = {"arm_id": entry.ref, "alert_id": entry.alert_id}
             park = _park_enrichment(workspace, ids, entry.revision, failed, followup.attempts)

@@ -32,7 +32,15 @@ from ..core.model import (
     Workspace,
     WrittenItem,
 )
-from ..core.ports import ChangeFeed, ChangesPage, IncidentTarget, RetryLater, ReverseStore
+from ..core.ports import (
+    ChangeFeed,
+    ChangesPage,
+    IncidentTarget,
+    NoTelemetry,
+    RetryLater,
+    ReverseStore,
+    Telemetry,
+)
 from .budget import Budget
 from .comments import CommentMirror
 from .reverse_apply import Applier, ApplyOptions, Result
@@ -84,6 +92,7 @@ class _PassState:
     pending: Mapping[str, JournalEntry] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # alerts with an unfinished change
     waiting_for: list[str] | None = None  # tenants not yet read through once (None: unknown)
+    tenants: dict[str, str] = field(default_factory=dict)  # alert id -> tenant, for metrics
     # Once set, changes not yet started are held like a blocked alert's: they stay pending
     # without any I/O, the cursor stays before their page, the journal skips the rest later.
     stopping: anyio.Event | None = None
@@ -100,7 +109,9 @@ class ReverseSync:
         workspaces: Mapping[str, Workspace],
         options: ReverseOptions,
         clock: Callable[[], datetime] = utc_now,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry or NoTelemetry()
         self._feed = feed
         self._store = store
         self._workspaces = workspaces
@@ -108,7 +119,14 @@ class ReverseSync:
         self._clock = clock
         self._applier = Applier(target, options.apply, before_write=store.record_written)
         self._mirror = CommentMirror(
-            target, feed, store, options.concurrency, options.sweep_limit, options.budget, clock
+            target,
+            feed,
+            store,
+            options.concurrency,
+            options.sweep_limit,
+            options.budget,
+            clock,
+            telemetry=self._telemetry,
         )
 
     @property
@@ -129,13 +147,20 @@ class ReverseSync:
         started = time.monotonic()
         report = PassReport()
         await self._changes(report, stopping)
+        # Caught up: the cursor reached the feed's end with nothing held before it.
+        self._telemetry.reverse_pass_finished(
+            report.feed_error is None and report.pending == 0 and not is_set(stopping)
+        )
         for workspace in self._workspaces.values():
             if is_set(stopping):
                 break
             mirrored, failed = await self._mirror.sweep(workspace)
             report.comments_mirrored += mirrored
             report.comment_failures += failed
-        log.info(
+        # A pass that did nothing is debug: every 15 s it would be most of an idle log. Each
+        # change and comment that did something or failed has its own line.
+        write = log.info if _eventful(report) else log.debug
+        write(
             "reverse pass",
             read=report.read,
             applied=report.applied,
@@ -190,8 +215,12 @@ class ReverseSync:
         except Exception as exc:  # an untrusted certificate, a bug: the pass ends, not the loop
             page = RetryLater(describe(exc))
         if isinstance(page, RetryLater):
+            self._telemetry.change_feed_failed()
             report.feed_error = page.reason
-            log.warning("change feed unavailable", error=report.feed_error)
+            # The queue's one feed serves every tenant: the line names the queue, not a tenant.
+            log.warning(
+                "change feed unavailable", queue=self._options.queue_key, error=report.feed_error
+            )
             return None
         return page
 
@@ -234,7 +263,11 @@ class ReverseSync:
         try:
             change = parse_change(raw)
         except PlanError as exc:
-            await self._finish(_malformed(raw, str(exc)), (), state.report)
+            entry = _malformed(raw, str(exc))
+            where = state.targets.get(entry.alert_id) if entry.alert_id else None
+            await self._finish(entry, (), state.report, context=self._context_of(where))
+            tenant = self._tenant_of(entry.alert_id, state)
+            self._telemetry.change_finished(tenant, entry.kind, Outcome.PARKED.value)
             return
         previous = state.pending.get(change.change_id)
         held = is_set(state.stopping) or change.alert_id in state.blocked
@@ -242,15 +275,30 @@ class ReverseSync:
             state.report.pending += 1  # order per incident, a stop, or a backoff not yet over
             state.blocked.add(change.alert_id)
             return
+        context: dict[str, str] = {}  # tenant and workspace, once the alert's are known
         try:
-            result = await self._decide(change, state)
+            where = await self._target_of(change, state)
+            context = self._context_of(where)
+            result = await self._decide(change, state, where)
         except Exception as exc:  # whatever one change raises is that change's failure
             result = Result(Outcome.PENDING, f"unexpected {describe(exc)}")
         result, attempts = self._charge(result, previous)
         if result.outcome is Outcome.PENDING:
             state.blocked.add(change.alert_id)
         entry = _entry(change, result, attempts)
-        await self._finish(entry, result.written, state.report, result.notes)
+        await self._finish(entry, result.written, state.report, result.notes, context)
+        tenant = self._tenant_of(change.alert_id, state)
+        self._telemetry.change_finished(tenant, change.kind, entry.outcome.value)
+
+    def _tenant_of(self, alert_id: str | None, state: _PassState) -> str | None:
+        """The configured tenant whose incident the alert is, if known (for metrics only)."""
+        if alert_id is None:
+            return None
+        if alert_id in state.tenants:
+            return state.tenants[alert_id]
+        where = state.targets.get(alert_id)
+        workspace = self._workspaces.get(where.workspace_key) if where else None
+        return workspace.tenant if workspace else None
 
     def _due(self, previous: JournalEntry | None) -> bool:
         """A change that failed on its own account is tried again only after its backoff."""
@@ -272,19 +320,29 @@ class ReverseSync:
         reason = f"gave up after {attempts} attempts; last: {result.reason}"
         return Result(Outcome.PARKED, reason, result.written, result.notes), attempts
 
-    async def _decide(self, change: Change, state: _PassState) -> Result:
+    async def _target_of(self, change: Change, state: _PassState) -> AlertTarget | None:
+        """Where the change's alert came from (None: no incident known for it)."""
+        where = state.targets.get(change.alert_id)
+        if where is None:
+            where = (await self._store.targets([change.alert_id])).get(change.alert_id)
+        return where
+
+    def _context_of(self, where: AlertTarget | None) -> dict[str, str]:
+        """Tenant and workspace for the change's log lines; empty while they are unknown."""
+        workspace = self._workspaces.get(where.workspace_key) if where is not None else None
+        return workspace.log_context() if workspace is not None else {}
+
+    async def _decide(self, change: Change, state: _PassState, where: AlertTarget | None) -> Result:
         if change.origin == "bridge":
             return Result(Outcome.ECHO, "written by the bridge")
         if change.kind == "comment" and await self._mirrored_here(change):
             return Result(Outcome.ECHO, "comment mirrored from Sentinel by the bridge")
-        where = state.targets.get(change.alert_id)
-        if where is None:
-            where = (await self._store.targets([change.alert_id])).get(change.alert_id)
         if where is None:
             return await self._unknown_alert(state)
         workspace = self._workspaces.get(where.workspace_key)
         if workspace is None:
             return Result(Outcome.PARKED, f"workspace {where.workspace_key} is not configured")
+        state.tenants[change.alert_id] = workspace.tenant
         with structlog.contextvars.bound_contextvars(**workspace.log_context()):
             return await self._applier.apply(change, workspace, where)
 
@@ -314,20 +372,37 @@ class ReverseSync:
         written: Sequence[WrittenItem],
         report: PassReport,
         notes: Sequence[str] = (),
+        context: Mapping[str, str] | None = None,
     ) -> None:
         with anyio.CancelScope(shield=True):  # a stop must not lose what was just applied
             await self._store.record(self._options.queue_key, entry, written)
         report.count(entry.outcome)
-        ids = {"change_id": entry.change_id, "alert_id": entry.alert_id, "kind": entry.kind}
+        # Passed, not bound as context variables: the line must say whose change it was even
+        # where the contextvars are not merged (tests' capture_logs, other renderers).
+        ids = {
+            **(context or {}),
+            "change_id": entry.change_id,
+            "alert_id": entry.alert_id,
+            "kind": entry.kind,
+        }
         if entry.outcome is Outcome.PARKED:
             log.warning("change parked", **ids, reason=entry.reason)
         elif entry.outcome is Outcome.PENDING:
             log.warning("change not applied; retried next pass", **ids, reason=entry.reason)
         elif entry.outcome is Outcome.APPLIED:
             log.info("change applied", **ids, notes=list(notes) or None)
+        else:
+            log.debug("change skipped", **ids, reason=entry.reason)
+
+
+def _eventful(report: PassReport) -> bool:
+    """Whether a pass did or met anything worth an info line."""
+    done = report.applied + report.echo + report.parked + report.comments_mirrored
+    return done > 0 or report.comment_failures > 0 or report.feed_error is not None
 
 
 def _entry(change: Change, result: Result, attempts: int) -> JournalEntry:
+
     return JournalEntry(
         change_id=change.change_id,
         alert_id=change.alert_id,

@@ -97,7 +97,12 @@ class Applier:
             try:
                 written = await self._target.update_incident(workspace, incident, update)
             except ConflictError:
-                log.info("incident changed meanwhile; merging again", change_id=change.change_id)
+                log.info(
+                    "incident changed meanwhile; merging again",
+                    **workspace.log_context(),
+                    change_id=change.change_id,
+                    alert_id=change.alert_id,
+                )
                 continue
             if written is None:  # already so: a replay, or the analyst undid a change
                 return Result(Outcome.APPLIED, "already in effect", notes=notes)

@@ -129,7 +129,7 @@ class SentinelClient:
         }
         return IncidentListing(
             first_url=self._url(workspace, "", query),
-            fetch=lambda url: self._get(workspace, url),
+            fetch=lambda url: self._get(workspace, url, "list incidents"),
             check=NextLinkCheck(self._arm),
             max_pages=self._max_pages,
             log=logger.bind(**workspace.log_context()),
@@ -150,7 +150,9 @@ class SentinelClient:
             # Collected rather than raised inside the task group, so that one part's failure
             # neither cancels the other nor reaches the caller as an ExceptionGroup.
             try:
-                payload = await self._send(workspace, "POST", f"{base}/{action}", "reads")
+                payload = await self._send(
+                    workspace, "POST", f"{base}/{action}", "reads", operation=f"list {action}"
+                )
                 results[action] = _objects(payload, key, action)
             except Exception as exc:
                 failures[action] = exc
@@ -173,7 +175,9 @@ class SentinelClient:
 
     async def get_incident(self, workspace: Workspace, ref: str) -> Incident:
         """The incident as it is now (by its ARM id); NotFoundError when it is gone."""
-        return parse_incident(await self._send(workspace, "GET", _path(ref), "reads"))
+        return parse_incident(
+            await self._send(workspace, "GET", _path(ref), "reads", operation="get incident")
+        )
 
     async def update_incident(
         self, workspace: Workspace, incident: Incident, update: IncidentUpdate
@@ -187,12 +191,15 @@ class SentinelClient:
     async def put_incident(self, workspace: Workspace, name: str, body: JsonObject) -> Incident:
         """PUT the whole incident (there is no PATCH); a stale etag raises ConflictError."""
         path = f"/{quote(name, safe='')}"
-        return parse_incident(await self._send(workspace, "PUT", path, "writes", body))
+        return parse_incident(
+            await self._send(workspace, "PUT", path, "writes", body, operation="put incident")
+        )
 
     async def put_comment(self, workspace: Workspace, ref: str, comment_id: str, text: str) -> None:
         """Create or replace a comment; the caller's id makes a retried write idempotent."""
         path = f"{_path(ref)}/comments/{quote(comment_id, safe='')}"
-        await self._send(workspace, "PUT", path, "writes", {"properties": {"message": text}})
+        body = {"properties": {"message": text}}
+        await self._send(workspace, "PUT", path, "writes", body, operation="put comment")
 
     async def list_comments(self, workspace: Workspace, ref: str) -> list[SourceComment]:
         """Every comment of the incident that has text, across nextLink pages."""
@@ -201,7 +208,7 @@ class SentinelClient:
         url: str | None = first
         payloads: list[JsonObject] = []
         while url is not None:
-            payload = await self._get(workspace, url)
+            payload = await self._get(workspace, url, "list comments")
             payloads.extend(_objects(payload, "value", "comments"))
             url = _comment_next_link(payload, check)
         comments = (source_comment(payload, ref) for payload in payloads)
@@ -215,9 +222,11 @@ class SentinelClient:
         encoded = "&".join(f"{key}={quote(value, safe='/:')}" for key, value in params.items())
         return f"{self._arm}{incidents_path(workspace)}{suffix}?{encoded}"
 
-    async def _get(self, workspace: Workspace, url: str) -> JsonObject:
+    async def _get(self, workspace: Workspace, url: str, operation: str) -> JsonObject:
         url = with_api_version(url, self._api_version)
-        return await self._http.request_json("GET", url, workspace=workspace, kind="reads")
+        return await self._http.request_json(
+            "GET", url, workspace=workspace, kind="reads", operation=operation
+        )
 
     async def _send(
         self,
@@ -226,9 +235,13 @@ class SentinelClient:
         suffix: str,
         kind: Kind,
         body: JsonObject | None = None,
+        *,
+        operation: str,
     ) -> JsonObject:
         url = self._url(workspace, suffix, {})
-        return await self._http.request_json(method, url, workspace=workspace, kind=kind, body=body)
+        return await self._http.request_json(
+            method, url, workspace=workspace, kind=kind, body=body, operation=operation
+        )
 
 
 def _path(ref: str) -> str:

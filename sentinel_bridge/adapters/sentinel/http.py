@@ -39,6 +39,10 @@ from .workspace import subscription_of
 
 logger = structlog.get_logger(__name__)
 
+# ARM's own words in an error are kept to this many characters: enough to say what is wrong,
+# short enough that one failure stays one short log line.
+_MESSAGE_CHARS = 300
+
 # Anything that kept a request from getting an answer: timeouts, refused or reset
 # connections, TLS failures, broken encodings. Retrying is bounded, so a permanent cause
 # costs a few attempts and then surfaces as a TransientError the loops know how to handle.
@@ -75,12 +79,19 @@ class ArmHttp:
         workspace: Workspace,
         kind: Kind,
         body: Any = None,
+        operation: str | None = None,
     ) -> JsonObject:
         """The JSON object of a 2xx answer, after retries; a typed RemoteError otherwise, or
-        AuthError for the tenant when ARM refuses its token even after a refresh."""
+        AuthError for the tenant when ARM refuses its token even after a refresh.
+
+        `operation` ("list incidents", "put comment") names the request in the error's text
+        instead of its path. Retries and failures are logged at debug only: the caller writes
+        the one line a failure is worth, with its own context (tick, change, incident).
+        """
+        operation = operation or method
         log = logger.bind(
             **workspace.log_context(),
-            subscription=subscription_of(workspace),
+            operation=operation,
             method=method,
             path=httpx.URL(url).path,
         )
@@ -89,7 +100,7 @@ class ArmHttp:
         attempt = 0
         refreshed = False
         while True:
-            outcome = await self._attempt(method, url, body, auth, workspace, gate, kind)
+            outcome = await self._attempt(method, url, body, auth, workspace, gate, kind, operation)
             if isinstance(outcome, httpx.Response) and outcome.status_code == 401:
                 # At most one refresh per call, sent at once and not counted as a retry:
                 # a refused token is ours to replace, not ARM's to heal.
@@ -101,11 +112,11 @@ class ArmHttp:
             if isinstance(outcome, ThrottledError):
                 gate.block(outcome.retry_after)
             if not isinstance(outcome, RetriableError) or attempt >= self._policy.max_retries:
-                log.warning(
+                # Debug: the caller logs this failure once, as its tick's or change's.
+                log.debug(
                     "arm.request_failed",
                     status=outcome.status,
                     code=outcome.code,
-                    error=str(outcome),
                     attempts=attempt + 1,
                 )
                 raise outcome
@@ -121,6 +132,7 @@ class ArmHttp:
         workspace: Workspace,
         gate: ThrottleGate,
         kind: Kind,
+        operation: str,
     ) -> httpx.Response | RemoteError:
         """One try: the successful response, a 401 response (for the caller to replace the
         token), or the error any other answer amounts to (not raised)."""
@@ -131,7 +143,7 @@ class ArmHttp:
             response = await client.request(method, url, json=body, auth=auth)
         except _NO_ANSWER as exc:
             self._telemetry.remote_call(workspace.tenant, kind, "error", time.monotonic() - sent)
-            return _no_answer(exc, method, url)
+            return _no_answer(exc, method, url, operation)
         except AuthError:
             self._telemetry.token_failed(workspace.tenant)
             raise
@@ -143,7 +155,7 @@ class ArmHttp:
         self.gates.observe(subscription_of(workspace), response.headers)
         if response.is_success or response.status_code == 401:
             return response
-        return arm_error(response, self._policy.default_retry_after)
+        return arm_error(response, self._policy.default_retry_after, operation)
 
     async def _refused(
         self,
@@ -164,7 +176,7 @@ class ArmHttp:
                 f"ARM refused a fresh token (401 {code or 'Unauthorized'}): {text}",
             )
             self._telemetry.token_failed(workspace.tenant)
-            log.warning("arm.request_failed", status=401, code=code, error=str(error))
+            log.debug("arm.request_failed", status=401, code=code)
             raise error
         await self._tokens.invalidate(workspace.tenant_id, token)
         log.warning("arm.token_refreshed", status=401, code=code)
@@ -174,11 +186,13 @@ class ArmHttp:
     ) -> None:
         # After a 429 the gate already holds every request (this one included) until
         # Retry-After has passed; adding backoff on top would only waste refill.
+        # Debug, both: a retry that works is routine; one that does not ends in the caller's
+        # failure line. The 429s are counted in the metrics.
         if isinstance(failure, ThrottledError):
-            log.warning("arm.throttled", retry_after=failure.retry_after, attempt=attempt + 1)
+            log.debug("arm.throttled", retry_after=failure.retry_after, attempt=attempt + 1)
             return
         delay = self._policy.backoff(attempt)
-        log.info(
+        log.debug(
             "arm.retry",
             attempt=attempt + 1,
             delay=round(delay, 3),
@@ -188,26 +202,31 @@ class ArmHttp:
         await self._clock.sleep(delay)
 
 
-def _no_answer(exc: httpx.RequestError, method: str, url: str) -> RemoteError:
+def _no_answer(
+    exc: httpx.RequestError, method: str, url: str, operation: str | None = None
+) -> RemoteError:
     """TlsVerificationError for an untrusted certificate; a timeout is this request's
     trouble (TransientError), any other missing answer the service's (UnreachableError)."""
     tls = tls_verification_error(exc, url, "[azure] ca_bundle", method=method, url=_path(url))
     if tls is not None:
         return tls
     kind = TransientError if isinstance(exc, httpx.TimeoutException) else UnreachableError
-    return kind(
-        f"{method} {httpx.URL(url).path}: {type(exc).__name__}", method=method, url=_path(url)
-    )
+    what = operation or f"{method} {httpx.URL(url).path}"
+    return kind(f"{what}: {type(exc).__name__}", method=method, url=_path(url))
 
 
-def arm_error(response: httpx.Response, default_retry_after: float) -> RemoteError:
-    """The typed error for a non-2xx ARM answer, with ARM's error code and message."""
+def arm_error(
+    response: httpx.Response, default_retry_after: float, operation: str | None = None
+) -> RemoteError:
+    """The typed error for a non-2xx ARM answer, with ARM's error code and message.
+
+    Its text names the operation, not the path: the path is in `url`, and the tenant and
+    workspace the log line names say which one it was."""
     request = response.request
     status = response.status_code
     code, message = error_body(response)
-    text = f"{request.method} {request.url.path}: {status} {code or ''}: {message}".replace(
-        "  ", " "
-    )
+    what = operation or f"{request.method} {request.url.path}"
+    text = f"{what}: {status} {code or ''}: {message[:_MESSAGE_CHARS]}".replace("  ", " ")
     fields: dict[str, Any] = {
         "status": status,
         "code": code,
