@@ -116,3 +116,38 @@ def _shown_values(text: str) -> list[tuple[str, str, object]]:
             ((name, value),) = tomllib.loads(line.removeprefix("# ")).items()
             shown.append((section, name, value))
     return shown
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "many", ""])
+def test_changes_list_refuses_a_limit_below_one(
+    limit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`changes list --limit` takes a whole number above 0; anything else is a usage error."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["changes", "list", "--limit", limit])
+    assert exited.value.code == 2
+    assert "must be a whole number above 0" in capsys.readouterr().err
+
+
+def test_every_option_has_help_text() -> None:
+    """Every option and argument of every command says what it does in --help."""
+    parser = cli.build_parser()
+    silent = [
+        f"{name}: {action.dest}"
+        for name, sub in {"": parser, **_all_subparsers(parser)}.items()
+        for action in sub._actions
+        if not isinstance(action, argparse._SubParsersAction) and not action.help
+    ]
+    assert silent == []
+
+
+def _all_subparsers(
+    parser: argparse.ArgumentParser, prefix: str = ""
+) -> dict[str, argparse.ArgumentParser]:
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[prefix + name] = sub
+                found.update(_all_subparsers(sub, f"{prefix}{name} "))
+    return found

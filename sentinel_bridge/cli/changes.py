@@ -16,15 +16,38 @@ from .table import render
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                common: argparse.ArgumentParser) -> None:  # fmt: skip
-    changes = commands.add_parser("changes", parents=[common], help="queue changes handled")
+    changes = commands.add_parser(
+        "changes", parents=[common], help="analyst changes from the queue: list them, retry parked"
+    )
     actions = changes.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", parents=[common], help="recent changes and outcomes")
-    listing.add_argument("--parked", action="store_true", help="only parked changes")
-    listing.add_argument("--limit", type=int, default=100)
+    listing = actions.add_parser(
+        "list", parents=[common], help="recent changes, newest first, and what became of them"
+    )
+    listing.add_argument(
+        "--parked",
+        action="store_true",
+        help="only the parked changes (set aside with their reason)",
+    )
+    listing.add_argument(
+        "--limit", type=_positive, default=100, metavar="N", help="at most N rows (default 100)"
+    )
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     retry = actions.add_parser("retry", parents=[common], help="apply parked changes again")
-    retry.add_argument("change_ids", nargs="*", default=[], metavar="ID")
+    retry.add_argument(
+        "change_ids", nargs="*", default=[], metavar="ID", help="the change ids `list` shows"
+    )
     retry.add_argument("--all", action="store_true", help="every parked change")
+
+
+def _positive(text: str) -> int:
+    """argparse type: a whole number above 0 (argparse makes the error a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, not {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

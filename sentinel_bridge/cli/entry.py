@@ -74,13 +74,14 @@ _HELP: dict[str, _Help] = {
         ),
     ),
     "check-config": _Help(
-        "validate the configuration (--online: also reach every tenant)",
+        "validate the configuration (--online: also reach every part it talks to)",
         "Validate the configuration file and the environment overrides; report every problem\n"
-        "as `file: key: reason` at once. --online also gets a token and reads one page of\n"
-        "incidents for each enabled tenant.",
+        "as `file: key: reason` at once. --online also reaches every part the bridge talks to:\n"
+        "a token and one page of incidents per enabled tenant, an authenticated read of the\n"
+        "queue's change feed, and the store's connection and schema revision, in one table.",
         (
-            (EXIT_OK, "the configuration is valid (and, with --online, every tenant answered)"),
-            (EXIT_FAILED, "--online: a tenant could not be reached or read"),
+            (EXIT_OK, "the configuration is valid (and, with --online, every row is ok)"),
+            (EXIT_FAILED, "--online: a tenant, the queue or the store could not be used"),
             _CONFIG,
         ),
         (
@@ -248,7 +249,7 @@ def _add_bridge_commands(commands: Any, common: argparse.ArgumentParser) -> None
     run.add_argument("--once", action="store_true", help="one cycle for every tenant, then exit")
     check = _subparser(commands, "check-config", common)
     check.add_argument(
-        "--online", action="store_true", help="also get a token and read one page per tenant"
+        "--online", action="store_true", help="also reach every tenant, the queue and the store"
     )
     _subparser(commands, "migrate", common)
     add_changes_parser(commands, common)
