@@ -92,7 +92,6 @@ class _PassState:
     pending: Mapping[str, JournalEntry] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # alerts with an unfinished change
     waiting_for: list[str] | None = None  # tenants not yet read through once (None: unknown)
-    tenants: dict[str, str] = field(default_factory=dict)  # alert id -> tenant, for metrics
     # Once set, changes not yet started are held like a blocked alert's: they stay pending
     # without any I/O, the cursor stays before their page, the journal skips the rest later.
     stopping: anyio.Event | None = None
@@ -263,11 +262,7 @@ class ReverseSync:
         try:
             change = parse_change(raw)
         except PlanError as exc:
-            entry = _malformed(raw, str(exc))
-            where = state.targets.get(entry.alert_id) if entry.alert_id else None
-            await self._finish(entry, (), state.report, context=self._context_of(where))
-            tenant = self._tenant_of(entry.alert_id, state)
-            self._telemetry.change_finished(tenant, entry.kind, Outcome.PARKED.value)
+            await self._park_malformed(_malformed(raw, str(exc)), state)
             return
         previous = state.pending.get(change.change_id)
         held = is_set(state.stopping) or change.alert_id in state.blocked
@@ -287,18 +282,14 @@ class ReverseSync:
             state.blocked.add(change.alert_id)
         entry = _entry(change, result, attempts)
         await self._finish(entry, result.written, state.report, result.notes, context)
-        tenant = self._tenant_of(change.alert_id, state)
-        self._telemetry.change_finished(tenant, change.kind, entry.outcome.value)
+        self._telemetry.change_finished(context.get("tenant"), change.kind, entry.outcome.value)
 
-    def _tenant_of(self, alert_id: str | None, state: _PassState) -> str | None:
-        """The configured tenant whose incident the alert is, if known (for metrics only)."""
-        if alert_id is None:
-            return None
-        if alert_id in state.tenants:
-            return state.tenants[alert_id]
-        where = state.targets.get(alert_id)
-        workspace = self._workspaces.get(where.workspace_key) if where else None
-        return workspace.tenant if workspace else None
+    async def _park_malformed(self, entry: JournalEntry, state: _PassState) -> None:
+        """A change that cannot be read is parked, under its alert's tenant if that is known."""
+        where = state.targets.get(entry.alert_id) if entry.alert_id else None
+        context = self._context_of(where)
+        await self._finish(entry, (), state.report, context=context)
+        self._telemetry.change_finished(context.get("tenant"), entry.kind, entry.outcome.value)
 
     def _due(self, previous: JournalEntry | None) -> bool:
         """A change that failed on its own account is tried again only after its backoff."""
@@ -342,7 +333,6 @@ class ReverseSync:
         workspace = self._workspaces.get(where.workspace_key)
         if workspace is None:
             return Result(Outcome.PARKED, f"workspace {where.workspace_key} is not configured")
-        state.tenants[change.alert_id] = workspace.tenant
         with structlog.contextvars.bound_contextvars(**workspace.log_context()):
             return await self._applier.apply(change, workspace, where)
 
