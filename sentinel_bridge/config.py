@@ -238,6 +238,9 @@ class ObservabilitySettings(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # The ops HTTP listener (/healthz, /readyz, /metrics); off unless set.
     listen: Annotated[str | None, AfterValidator(_listen_address)] = None
+    # How often each workspace writes its one info `workspace summary` line (at least a minute:
+    # shorter would bring back the per-tick noise the summary replaces).
+    summary_interval_seconds: float = Field(default=900.0, ge=60, le=86_400)
 
 
 class SentinelTenantSettings(Section):

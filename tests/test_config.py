@@ -210,6 +210,16 @@ def test_page_size_is_capped_at_the_api_maximum(tmp_path: Path) -> None:
     assert key == "sync.page_size"
 
 
+@pytest.mark.parametrize("value", ["59", "86401", "-1", '"often"'])
+def test_summary_interval_outside_a_minute_to_a_day_is_named(tmp_path: Path, value: str) -> None:
+    """[observability] summary_interval_seconds must lie between 60 s and a day."""
+    text = BASE.replace(
+        "[azure]", f"[observability]\nsummary_interval_seconds = {value}\n\n[azure]"
+    )
+    [(key, _)] = problems(tmp_path, text)
+    assert key == "observability.summary_interval_seconds"
+
+
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SENTINEL_BRIDGE_<SECTION>__<KEY> wins over the file and keeps the section's other keys."""
     monkeypatch.setenv("SENTINEL_BRIDGE_SYNC__POLL_INTERVAL_SECONDS", "5")

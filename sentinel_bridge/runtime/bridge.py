@@ -95,7 +95,7 @@ async def open_bridge(settings: Settings, wait: StoreWait | None = None) -> Asyn
     async with open_adapters(settings, wait=wait) as adapters:
         sync = settings.sync
         # One per bridge: ticks and deliveries of a workspace add up in the same summary line.
-        summaries = WorkspaceSummaries()
+        summaries = WorkspaceSummaries(settings.observability.summary_interval_seconds)
         delivery = Delivery(
             adapters.queue,
             adapters.store,

@@ -2,7 +2,8 @@
 
 A tick that found nothing to deliver logs at debug; so that a healthy, quiet workspace still
 shows up in the logs, its ticks, fetched incidents, enqueued and delivered alerts are counted
-here and written as one info line once `SUMMARY_SECONDS` have passed since the last one (at
+here and written as one info line once a period (`[observability] summary_interval_seconds`,
+`SUMMARY_SECONDS` by default) has passed since the last one (at
 the first tick after that: a workspace that stops ticking writes none, which the readiness
 probe and the failing ticks' own errors report).
 """
