@@ -4,7 +4,7 @@ tenant, workspace, operation and ARM's code, with no path and no token."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,10 +25,7 @@ from tests.adapters.helpers import (
     INCIDENT_NAME,
     INCIDENTS_URL,
     WS,
-    FakeTokens,
-    InstantClock,
     example,
-    make_client,
 )
 from tests.factories import at, sqlite_store
 
@@ -39,18 +36,6 @@ WARNING_OR_WORSE = {"warning", "error", "critical"}
 def busy() -> httpx.Response:
     body = {"error": {"code": "ServiceUnavailable", "message": "try later"}}
     return httpx.Response(503, json=body)
-
-
-@pytest.fixture
-def arm() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
-        yield router
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[SentinelClient]:
-    async with make_client(InstantClock().clock(), FakeTokens()) as sentinel:
-        yield sentinel
 
 
 @pytest.fixture
