@@ -16,7 +16,15 @@ import httpx
 
 from ..core.errors import PayloadError, TlsVerificationError
 from ..core.model import JsonObject
-from ..core.ports import ChangesPage, PutOutcome, PutResult, Refused, RetryLater
+from ..core.ports import (
+    ChangesPage,
+    NoTelemetry,
+    PutOutcome,
+    PutResult,
+    Refused,
+    RetryLater,
+    Telemetry,
+)
 from .http_client import tls_verification_error
 from .retry_after import parse_retry_after
 
@@ -30,17 +38,27 @@ _DEFAULT_RETRY_AFTER = 1.0
 class HttpQueue:
     """`PUT /v1/alerts/{alert_id}` and friends, relative to the configured base URL."""
 
-    def __init__(self, base_url: str, token: str, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        http: httpx.AsyncClient,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
         self._http = http
+        # Every answer's status by route: the outcomes above fold a 401, a 429 and a 503 into
+        # "retry later", and telling a revoked token from an outage needs the status.
+        self._telemetry = telemetry or NoTelemetry()
         # The first certificate failure this queue saw: `run --once` reports it even when a
         # caller (the reverse pass) turned it into a "feed unavailable" of its own.
         self.tls_failure: TlsVerificationError | None = None
 
     async def put_alert(self, alert_id: str, body: JsonObject) -> PutResult:
         """`PUT /v1/alerts/{alert_id}`: 201 created, 200 updated, 409 stale (done too)."""
-        response = await self._send("PUT", f"/v1/alerts/{quote(alert_id, safe='')}", body)
+        path = f"/v1/alerts/{quote(alert_id, safe='')}"
+        response = await self._send("PUT", path, body, route="alerts")
         if isinstance(response, RetryLater):
             return response
         if response.status_code == 409:
@@ -50,7 +68,7 @@ class HttpQueue:
     async def changes(self, after: str | None, limit: int) -> ChangesPage | RetryLater:
         """`GET /v1/changes`: analyst actions after `after` (None: from the start)."""
         query = f"?limit={limit}" + (f"&after={quote(after, safe='')}" if after else "")
-        response = await self._send("GET", "/v1/changes" + query, None)
+        response = await self._send("GET", "/v1/changes" + query, None, route="changes")
         if isinstance(response, RetryLater):
             return response
         if response.status_code != 200:
@@ -63,16 +81,19 @@ class HttpQueue:
     async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> PutResult:
         """`PUT /v1/alerts/{alert_id}/comments/{comment_id}`: CREATED when it was new."""
         path = f"/v1/alerts/{quote(alert_id, safe='')}/comments/{quote(comment_id, safe='')}"
-        response = await self._send("PUT", path, body)
+        response = await self._send("PUT", path, body, route="comments")
         if isinstance(response, RetryLater):
             return response
         return _TAKEN.get(response.status_code) or refusal(response)
 
-    async def _send(self, method: str, path: str, body: Any) -> httpx.Response | RetryLater:
-        """The answer, or RetryLater when there was none (timeout, refused, reset)."""
+    async def _send(
+        self, method: str, path: str, body: Any, route: str
+    ) -> httpx.Response | RetryLater:
+        """The answer, or RetryLater when there was none (timeout, refused, reset); `route`
+        labels the answer's status in the metrics (never the ids in `path`)."""
         url = self._base + path
         try:
-            return await self._http.request(method, url, json=body, headers=self._headers)
+            response = await self._http.request(method, url, json=body, headers=self._headers)
         except httpx.TimeoutException:
             return RetryLater(f"queue {method} {path}: timeout")
         except httpx.ConnectError as exc:
@@ -80,6 +101,8 @@ class HttpQueue:
             return RetryLater(f"queue {method} {path}: {type(exc).__name__}")
         except httpx.TransportError as exc:
             return RetryLater(f"queue {method} {path}: {type(exc).__name__}")
+        self._telemetry.queue_response(route, response.status_code)
+        return response
 
     def _raise_if_untrusted(self, exc: httpx.ConnectError, method: str) -> None:
         tls = tls_verification_error(exc, self._base, "[queue] ca_bundle", method=method)

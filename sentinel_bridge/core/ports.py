@@ -65,7 +65,7 @@ class Telemetry(Protocol):
         ...
 
     def queue_response(self, route: str, status: int) -> None:
-        """One HTTP answer of the central queue (`route`: alerts, comments, changes, other)."""
+        """One HTTP answer of the central queue (`route`: alerts, comments or changes)."""
         ...
 
     def change_finished(self, tenant: str | None, kind: str | None, outcome: str) -> None:

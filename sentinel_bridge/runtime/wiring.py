@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
-
 from ..adapters.auth import MsalTokenProvider
 from ..adapters.http_client import build_http_client
 from ..adapters.queue_http import HttpQueue
@@ -64,29 +62,6 @@ def open_queue(
     if isinstance(settings, HttpQueueSettings):
         http = build_http_client(settings.ca_bundle, settings.request_timeout_seconds)
         stack.push_async_callback(http.aclose)
-        if telemetry is not None:
-            count_queue_answers(http, telemetry)
         assert settings.token is not None  # validated: token or token_file
-        return HttpQueue(settings.url, settings.token.get_secret_value(), http)
+        return HttpQueue(settings.url, settings.token.get_secret_value(), http, telemetry)
     raise ConfigError("<config>", [("queue.type", f"no adapter for {settings.type!r}")])
-
-
-def count_queue_answers(http: httpx.AsyncClient, telemetry: Telemetry) -> None:
-    """Report every HTTP answer of the queue by route and status. The queue port speaks in
-    outcomes (a 401, a 429 and a 503 are all "retry later"); the status behind them is what
-    an operator needs to tell a revoked token from an outage."""
-
-    async def answered(response: httpx.Response) -> None:
-        telemetry.queue_response(queue_route(response.request.url.path), response.status_code)
-
-    hooks = http.event_hooks
-    http.event_hooks = {**hooks, "response": [*hooks.get("response", []), answered]}
-
-
-def queue_route(path: str) -> str:
-    """The label of a queue path: never the ids in it (alert and comment ids are unbounded)."""
-    if "/comments/" in path:
-        return "comments"
-    if path.endswith("/v1/changes"):
-        return "changes"
-    return "alerts" if "/v1/alerts/" in path else "other"

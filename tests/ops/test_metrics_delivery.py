@@ -16,7 +16,6 @@ from sentinel_bridge.core.ports import PutOutcome, Refused, RetryLater
 from sentinel_bridge.ops.health import TickHealth
 from sentinel_bridge.ops.listener import OpsEndpoint
 from sentinel_bridge.ops.metrics import PrometheusTelemetry
-from sentinel_bridge.runtime.wiring import count_queue_answers
 from sentinel_bridge.sync.delivery import Delivery, DeliveryOptions
 from tests.factories import WORKSPACE, sqlite_store
 from tests.ops.test_ops_http import Samples, listening, scrape, value
@@ -101,8 +100,7 @@ async def test_the_queue_http_status_behind_each_answer_is_counted(store: SqlSto
         return httpx.Response(next(answers), json={})
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(queue))
-    count_queue_answers(http, PrometheusTelemetry())
-    adapter = HttpQueue("https://queue.example/soc", "secret-token", http)
+    adapter = HttpQueue("https://queue.example/soc", "secret-token", http, PrometheusTelemetry())
     await enqueue(store, item("http-1"))
     async with listening(endpoint(store)) as client:
         before = await scrape(client)
