@@ -25,8 +25,9 @@ import anyio
 from sqlalchemy.engine import make_url
 
 from ..adapters.store import SqlStore
+from ..adapters.store.reverse_store import ReverseSqlStore
 from ..config import Settings
-from ..core.model import Outcome
+from ..core.model import DEFAULT_QUEUE_KEY, Outcome
 from ..core.ports import WorkspaceState
 from ..runtime.workspaces import workspace_of
 from .table import render
@@ -90,7 +91,7 @@ async def collect_report(settings: Settings, now: datetime | None = None) -> Sta
     try:
         states = {state.workspace_key: state for state in await store.workspace_states()}
         counts = await store.change_counts()
-        cursor, moved_at = await store.change_cursor()
+        cursor, moved_at = await ReverseSqlStore(store.engine).cursor_moved(DEFAULT_QUEUE_KEY)
     finally:
         await store.close()
     at = now or datetime.now(UTC)

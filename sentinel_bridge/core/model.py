@@ -259,6 +259,11 @@ class SourceComment:
     created_at: str | None = None
 
 
+# The store's key of the one configured queue (its change-feed cursor, its journal rows);
+# several queues would each have their own.
+DEFAULT_QUEUE_KEY = "default"
+
+
 class Outcome(StrEnum):
     """How one queue change was handled."""
 

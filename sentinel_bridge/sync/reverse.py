@@ -24,6 +24,7 @@ import structlog
 from ..core.clock import utc_now
 from ..core.errors import describe
 from ..core.model import (
+    DEFAULT_QUEUE_KEY,
     AlertTarget,
     Change,
     JournalEntry,
@@ -52,7 +53,7 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ReverseOptions:
-    queue_key: str = "default"
+    queue_key: str = DEFAULT_QUEUE_KEY
     page_size: int = 200
     concurrency: int = 8
     sweep_limit: int = 500

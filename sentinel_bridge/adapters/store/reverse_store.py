@@ -47,6 +47,15 @@ class ReverseSqlStore:
             value: str | None = await conn.scalar(query)
         return value
 
+    async def cursor_moved(self, queue_key: str) -> tuple[str | None, datetime | None]:
+        """The cursor and when it last moved (None, None: the feed was never read)."""
+        query = sa.select(change_cursors.c.cursor, change_cursors.c.updated_at).where(
+            change_cursors.c.queue_key == queue_key
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return (None, None) if row is None else (row.cursor, row.updated_at)
+
     async def save_cursor(self, queue_key: str, cursor: str | None) -> None:
         stmt = self._insert(change_cursors).values(
             queue_key=queue_key, cursor=cursor, updated_at=self._clock()

@@ -23,7 +23,7 @@ from ...core.model import (
 from ...core.ports import ClaimedItem, WorkspaceState
 from . import leases, writes
 from .engine import create_engine, dispose, is_sqlite, write_gate
-from .tables import change_cursors, change_journal, checkpoints, ledger, outbox, parked
+from .tables import change_journal, checkpoints, ledger, outbox, parked
 
 Clock = Callable[[], datetime]
 
@@ -210,16 +210,6 @@ class SqlStore:
         )
         async with self._engine.connect() as conn:
             return {(row[0], str(row[1])): int(row[2]) for row in await conn.execute(query)}
-
-    async def change_cursor(self, queue_key: str = "default") -> tuple[str | None, datetime | None]:
-        """The reverse path's cursor in the change feed and when it last moved (None, None:
-        the feed was never read)."""
-        query = sa.select(change_cursors.c.cursor, change_cursors.c.updated_at).where(
-            change_cursors.c.queue_key == queue_key
-        )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        return (None, None) if row is None else (row.cursor, row.updated_at)
 
     async def _count(self, query: sa.Select[Any]) -> int:
         async with self._engine.connect() as conn:
