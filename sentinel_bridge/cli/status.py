@@ -18,13 +18,13 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import anyio
 from sqlalchemy.engine import make_url
 
 from ..adapters.store import SqlStore
+from ..adapters.store.engine import sqlite_file
 from ..adapters.store.reverse_store import ReverseSqlStore
 from ..config import Settings
 from ..core.model import DEFAULT_QUEUE_KEY, Outcome
@@ -178,12 +178,9 @@ def _iso(value: datetime | None) -> str | None:
 
 def _require_existing(url: str) -> None:
     """Opening a missing SQLite file would create an empty one; say what is wrong instead."""
-    parsed = make_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return
-    if not database.startswith("file:") and not Path(database).expanduser().exists():
-        raise StoreMissing(f"no store at {database} (has the bridge run yet?)")
+    path = sqlite_file(make_url(url))
+    if path is not None and not path.exists():
+        raise StoreMissing(f"no store at {make_url(url).database} (has the bridge run yet?)")
 
 
 def to_json(report: StatusReport) -> str:

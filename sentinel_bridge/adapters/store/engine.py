@@ -150,7 +150,7 @@ async def prepare_sqlite_file(url: str | URL) -> None:
     file would see one of them fail. Done here in a thread, the loser retries until the
     winner has switched it; on a file already in WAL the connect pragma has nothing to do.
     """
-    path = _file_path(make_url(url))
+    path = sqlite_file(make_url(url))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         await anyio.to_thread.run_sync(_switch_to_wal, path)
@@ -172,7 +172,8 @@ def _switch_to_wal(path: Path, seconds: float = _BUSY_TIMEOUT_MS / 1000) -> None
         connection.close()
 
 
-def _file_path(url: URL) -> Path | None:
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names (None: another database, in memory, or a `file:` URI)."""
     database = url.database
     if url.get_backend_name() != "sqlite" or not database:
         return None
@@ -182,7 +183,7 @@ def _file_path(url: URL) -> Path | None:
 
 
 def _make_parent_dir(url: URL) -> None:
-    path = _file_path(url)
+    path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
 

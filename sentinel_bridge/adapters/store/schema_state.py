@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 
+from .engine import sqlite_file
 from .migrate import alembic_config, current_revision
 
 
@@ -59,11 +60,8 @@ def classify(current: str | None, head: str | None, scripts: ScriptDirectory) ->
 
 def _missing_sqlite_file(url: str) -> Path | None:
     """The SQLite file `url` names when it does not exist yet; None for anything else."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    path = Path(parsed.database)
-    return None if path.exists() else path
+    path = sqlite_file(make_url(url))
+    return None if path is None or path.exists() else path
 
 
 def _check_creatable(path: Path) -> None:
