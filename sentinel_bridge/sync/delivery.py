@@ -158,15 +158,21 @@ class Delivery:
         self._wake = anyio.Event()
 
     async def _deliver_one(self, item: OutboxItem, report: DeliveryReport) -> bool:
-        """PUT one alert; True when the queue took it."""
+        """PUT one alert; True when the queue took it. Every PUT tried is timed and counted
+        under its result, a raised one too."""
+        started = time.monotonic()
         try:
-            result = await self._put(item)
+            result = await self._queue.put_alert(item.alert_id, item.body)
         except TlsVerificationError as exc:
+            self._put_done(item, "untrusted_certificate", started)
             report.tls_failure = report.tls_failure or exc
             await self._retry_later(item, RetryLater(str(exc)), report, exc)
             return False
         except Exception as exc:  # one alert's failure, never the worker's
+            self._put_done(item, "error", started)
             result = RetryLater(describe(exc))
+        else:
+            self._put_done(item, _result_name(result), started)
         if isinstance(result, PutOutcome):
             self._taken(item, result, report)
             return True
@@ -175,21 +181,6 @@ class Delivery:
         else:
             await self._retry_later(item, result, report)
         return False
-
-    async def _put(self, item: OutboxItem) -> PutResult:
-        """The queue's answer to one PUT, timed and counted; what it raises is counted too
-        (then raised as before), so the results add up to every PUT tried."""
-        started = time.monotonic()
-        try:
-            result = await self._queue.put_alert(item.alert_id, item.body)
-        except TlsVerificationError:
-            self._put_done(item, "untrusted_certificate", started)
-            raise
-        except Exception:
-            self._put_done(item, "error", started)
-            raise
-        self._put_done(item, _result_name(result), started)
-        return result
 
     def _put_done(self, item: OutboxItem, result: str, started: float) -> None:
         self._telemetry.queue_put(item.tenant, result, time.monotonic() - started)
