@@ -29,6 +29,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from .. import __version__
+from ..core.model import Outcome
 from ..core.ports import WorkspaceState
 
 REGISTRY = CollectorRegistry()
@@ -213,7 +214,7 @@ REVERSE_CURSOR_LAG = Gauge(
     registry=REGISTRY,
 )
 _STATE_GAUGES = (TENANT_OUTBOX_DEPTH, PARKED_OPEN, CHECKPOINT_LAG, LAST_SUCCESSFUL_TICK)
-_CHANGE_GAUGES = {"pending": CHANGES_PENDING, "parked": CHANGES_PARKED_OPEN}
+_CHANGE_GAUGES = {Outcome.PENDING.value: CHANGES_PENDING, Outcome.PARKED.value: CHANGES_PARKED_OPEN}
 # The tenant label of changes whose alert the ledger does not know (or whose tenant is gone).
 UNKNOWN_TENANT = "(unknown)"
 
@@ -328,13 +329,13 @@ class PrometheusTelemetry:
 
     def change_finished(self, tenant: str | None, kind: str | None, outcome: str) -> None:
         label = tenant or UNKNOWN_TENANT
-        if outcome == "applied":
+        if outcome == Outcome.APPLIED:
             CHANGES_APPLIED.labels(label).inc()
             if kind == "comment":
                 COMMENTS_MIRRORED.labels(label, "to_sentinel").inc()
-        elif outcome == "parked":
+        elif outcome == Outcome.PARKED:
             PARKED.labels(label, "reverse").inc()
-        elif outcome == "pending":
+        elif outcome == Outcome.PENDING:
             CHANGE_FAILURES.labels(label).inc()
 
     def change_feed_failed(self) -> None:
