@@ -3,6 +3,7 @@
     BridgeError
     ├── ConfigError                 invalid configuration: file, key, reason (exit code 2)
     ├── PayloadError                a payload we cannot use: park it with its identifiers
+    ├── PushPayloadError            a push names no workspace we can match: refuse it (400)
     ├── UnsafeLinkError             a nextLink to another scheme/host/port: stop paging
     ├── AuthError                   no token for one tenant (bad secret, no consent, ...)
     ├── StoreUnreachableError       the store did not answer at start within the retry budget
@@ -42,6 +43,11 @@ class ConfigError(BridgeError):
 
 class PayloadError(BridgeError):
     """A payload that cannot be parsed; it is parked, never dropped."""
+
+
+class PushPayloadError(BridgeError):
+    """A push notification whose body names no workspace; `str()` is the reason, which quotes
+    none of the body (a push is untrusted input until it matched a workspace)."""
 
 
 class UnsafeLinkError(BridgeError):

@@ -9,6 +9,15 @@ from ...config import SentinelTenantSettings
 from ...core.model import Workspace
 
 
+def workspace_key(subscription_id: str, resource_group: str, workspace_name: str) -> str:
+    """The store key of a Sentinel workspace: its ARM coordinates, lower-cased.
+
+    ARM ids compare case-insensitively, so two spellings of one workspace share a key. A push
+    body names its workspace through the same function, so the two can never drift apart.
+    """
+    return f"{subscription_id}/{resource_group}/{workspace_name}".lower()
+
+
 def sentinel_workspace(
     tenant: str, tenant_id: str, subscription_id: str, resource_group: str, workspace_name: str
 ) -> Workspace:
@@ -16,7 +25,7 @@ def sentinel_workspace(
     return Workspace(
         tenant=tenant,
         tenant_id=tenant_id,
-        key=f"{subscription_id}/{resource_group}/{workspace_name}".lower(),
+        key=workspace_key(subscription_id, resource_group, workspace_name),
         name=workspace_name,
         source="sentinel",
         location=(
