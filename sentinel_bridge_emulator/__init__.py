@@ -25,6 +25,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .automation import Attempt, Automation
     from .core import Emulator, Endpoints
     from .faults import Faults, InjectedResponse
     from .options import EmulatedWorkspace, EmulatorOptions
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from .stats import EmulatorStats
 
 _MODULE_OF = {
+    "Attempt": ".automation",
+    "Automation": ".automation",
     "EmulatedWorkspace": ".options",
     "Emulator": ".core",
     "EmulatorOptions": ".options",
@@ -49,6 +52,8 @@ _MODULE_OF = {
 }
 
 __all__ = [
+    "Attempt",
+    "Automation",
     "EmulatedWorkspace",
     "Emulator",
     "EmulatorOptions",

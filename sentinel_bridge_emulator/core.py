@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from .arm import ArmService
 from .arm_handlers import build_handlers
 from .authority import AuthorityEmulator, authority_app
+from .automation import EVENTS, Automation
 from .control import control_app
 from .options import EmulatedWorkspace, EmulatorOptions
 from .queue import QueueEmulator
@@ -65,6 +66,7 @@ class Emulator:
         self.sentinel = SentinelEmulator(self.options, self.lock)
         self.queue = QueueEmulator(self.options, self.lock)
         self.endpoints: Endpoints | None = None
+        self.automations: list[Automation] = []
         self._tls: TlsMaterial | None = None
 
     def add_workspace(self, workspace: EmulatedWorkspace) -> EmulatedWorkspace:
@@ -72,6 +74,35 @@ class Emulator:
         self.sentinel.add_workspace(workspace)
         self.authority.register_tenant(workspace.tenant_id)
         return workspace
+
+    def add_automation(
+        self,
+        workspace: EmulatedWorkspace,
+        url: str,
+        *,
+        webhook_secret: str | None = None,
+        bearer_token: str | None = None,
+        ca_path: str | None = None,
+        delay_seconds: float = 0.0,
+        on: tuple[str, ...] = EVENTS,
+    ) -> Automation:
+        """An automation rule on `workspace` whose playbook POSTs each incident created or
+        updated (`on`) to `url`, signed with `webhook_secret` and/or with `bearer_token`.
+        It runs until stop_automations, which the end of serve() calls too."""
+        automation = Automation(
+            self.sentinel.store(workspace), self.lock, url, webhook_secret=webhook_secret,
+            bearer_token=bearer_token, ca_path=ca_path, delay_seconds=delay_seconds, on=on,
+        )  # fmt: skip
+        with self.lock:
+            self.automations.append(automation)
+        return automation
+
+    def stop_automations(self) -> None:
+        """Stop every automation rule's worker (unsent pushes are dropped)."""
+        with self.lock:
+            automations, self.automations = self.automations, []
+        for automation in automations:
+            automation.stop()
 
     def revoke_consent(self, tenant_id: str, revoked: bool = True) -> None:
         """The customer withdrew consent: that tenant's token requests fail from now on."""
@@ -142,6 +173,8 @@ class Emulator:
                 yield self.endpoints
             finally:
                 self.endpoints = None
+                # A worker may be finishing a POST: wait for it off the event loop.
+                await asyncio.to_thread(self.stop_automations)
 
     @contextlib.contextmanager
     def serve_in_thread(self, timeout: float = 30.0) -> Iterator[Endpoints]:

@@ -8,7 +8,7 @@ published, so a handler may serialise them after releasing the lock.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,8 @@ from .payloads import incident_resource
 from .timefmt import StrictClock
 
 _MAX = "\U0010ffff"  # sorts after any name, so (t, _MAX) is past every key at instant t
+# Told of every write, with the lock held: the record and "created" or "updated".
+Listener = Callable[["Record", str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class WorkspaceIncidents:
         self._by_modified: list[tuple[datetime, str]] = []
         self._by_created: list[tuple[datetime, str]] = []
         self._last_number = 0
+        # Automation rules (automation.py); each must only take note, never block.
+        self.listeners: list[Listener] = []
 
     def next_number(self) -> int:
         self._last_number += 1
@@ -101,6 +105,11 @@ class WorkspaceIncidents:
         del self.records[record.key]
         _discard(self._by_modified, (record.modified, record.key))
         _discard(self._by_created, (record.created, record.key))
+
+    def published(self, record: Record, event: str) -> None:
+        """Tell the listeners that `record` was just written ("created" or "updated")."""
+        for listener in list(self.listeners):
+            listener(record, event)
 
     def touch(self, record: Record, modified: datetime) -> None:
         """Move the record to its new lastModified position."""

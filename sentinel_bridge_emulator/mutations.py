@@ -2,7 +2,8 @@
 
 Every change stamps a new lastModifiedTimeUtc (strictly increasing per workspace) and a new
 etag, and re-renders the resource; the previous resource object is left untouched for any
-handler still serialising it.
+handler still serialising it. new_record and stamp are the only writers, so they are where the
+workspace's listeners (automation rules) hear of every write, whichever path made it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def stamp(incidents: WorkspaceIncidents, record: Record, props: JsonObject) -> N
     record.etag = new_etag()
     incidents.touch(record, now)
     record.render()
+    incidents.published(record, "updated")
 
 
 def new_record(
@@ -64,6 +66,7 @@ def new_record(
     record.etag = new_etag()
     incidents.insert(record)
     record.render()
+    incidents.published(record, "created")
     return record
 
 
