@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .core.errors import ConfigError
+from .core.webhook_signature import decode_secret
 
 ENV_PREFIX = "SENTINEL_BRIDGE_"
 CONFIG_ENV = "SENTINEL_BRIDGE_CONFIG"
@@ -233,6 +234,13 @@ def _listen_address(value: str | None) -> str | None:
     return value
 
 
+def split_listen(listen: str) -> tuple[str, int]:
+    """'127.0.0.1:9464', '[::1]:9464' or ':9464' (every interface) -> (host, port)."""
+    host, _, port = listen.rpartition(":")
+    # ':port' is an explicit choice to listen on every interface (e.g. in a container).
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 class ObservabilitySettings(Section):
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -241,6 +249,70 @@ class ObservabilitySettings(Section):
     # How often each workspace writes its one info `workspace summary` line (at least a minute:
     # shorter would bring back the per-tick noise the summary replaces).
     summary_interval_seconds: float = Field(default=900.0, ge=60, le=86_400)
+
+
+# A push token shorter than this is guessable by whoever can reach the endpoint.
+_MIN_PUSH_TOKEN_CHARS = 16
+
+
+def _push_token(key: str, token: SecretStr | None, token_file: Path | None) -> SecretStr | None:
+    """The tenant's push token from `push_token` or `push_token_file` (at most one)."""
+    if token is not None and token_file is not None:
+        raise ValueError("set only one of push_token and push_token_file")
+    if token_file is not None:
+        token = _read_secret_file("push_token_file", token_file)
+    if token is not None and len(token.get_secret_value()) < _MIN_PUSH_TOKEN_CHARS:
+        raise ValueError(f"{key} must be at least {_MIN_PUSH_TOKEN_CHARS} characters")
+    return token
+
+
+class PushSettings(Section):
+    """The inbound push endpoint (POST /v1/push/sentinel): off unless `listen` is set.
+
+    A push only makes a workspace's next tick start now; the incidents still come from the
+    listing, so the worst a forged push can do is an extra poll.
+    """
+
+    listen: Annotated[str | None, AfterValidator(_listen_address)] = None
+    # Standard Webhooks secrets (`whsec_...`); several while a rotation is under way.
+    secrets: list[SecretStr] = Field(default_factory=list)
+    secrets_file: ReadableFile | None = None
+    # HTTPS served by the bridge itself; without them, put a TLS reverse proxy in front.
+    tls_certificate: ReadableFile | None = None
+    tls_private_key: ReadableFile | None = None
+    timestamp_tolerance_seconds: float = Field(default=300.0, gt=0, le=3600)
+    max_body_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    # Logic Apps of a region share outbound addresses: the per-address limit is generous.
+    per_address_per_minute: int = Field(default=1200, ge=1)
+    per_workspace_per_minute: int = Field(default=120, ge=1)
+    # Triggered ticks of one workspace start at least this far apart: a burst is one tick.
+    min_tick_spacing_seconds: float = Field(default=2.0, ge=0.1, le=300)
+
+    @model_validator(mode="after")
+    def _secrets_and_tls(self) -> PushSettings:
+        if self.secrets and self.secrets_file is not None:
+            raise ValueError("set only one of secrets and secrets_file")
+        if self.secrets_file is not None:
+            object.__setattr__(self, "secrets", _secret_lines(self.secrets_file))
+        for index, secret in enumerate(self.secrets):
+            try:
+                decode_secret(secret.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"secrets[{index}]: {exc}") from None
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            raise ValueError("set both tls_certificate and tls_private_key, or neither")
+        return self
+
+    @property
+    def signing_keys(self) -> list[bytes]:
+        return [decode_secret(secret.get_secret_value()) for secret in self.secrets]
+
+
+def _secret_lines(path: Path) -> list[SecretStr]:
+    """One secret per line; blank lines and `#` comments are skipped."""
+    text = _read_secret_file("secrets_file", path).get_secret_value()
+    lines = [line.strip() for line in text.splitlines()]
+    return [SecretStr(line) for line in lines if line and not line.startswith("#")]
 
 
 class SentinelTenantSettings(Section):
@@ -253,6 +325,15 @@ class SentinelTenantSettings(Section):
     resource_group: str = Field(min_length=1)
     workspace_name: str = Field(min_length=1)
     enabled: bool = True
+    # The bearer token this customer's playbook sends to `[push]` (a Logic App cannot sign).
+    push_token: SecretStr | None = None
+    push_token_file: ReadableFile | None = None
+
+    @model_validator(mode="after")
+    def _one_push_token(self) -> SentinelTenantSettings:
+        token = _push_token("push_token", self.push_token, self.push_token_file)
+        object.__setattr__(self, "push_token", token)
+        return self
 
     @property
     def workspace_id(self) -> str:
@@ -300,6 +381,20 @@ def _duplicate_names(tenants: list[TenantSettings]) -> list[tuple[str, str]]:
     return problems
 
 
+def _duplicate_push_tokens(tenants: list[TenantSettings]) -> list[tuple[str, str]]:
+    """A bearer token names its tenant: two tenants sharing one could trigger each other."""
+    first: dict[str, int] = {}
+    problems = []
+    for index, tenant in enumerate(tenants):
+        if tenant.push_token is None:
+            continue
+        earlier = first.setdefault(tenant.push_token.get_secret_value(), index)
+        if earlier != index:
+            reason = f"push_token is the same as tenants[{earlier}]'s; each tenant needs its own"
+            problems.append((f"tenants[{index}].push_token", reason))
+    return problems
+
+
 def _duplicate_workspaces(tenants: list[TenantSettings]) -> list[tuple[str, str]]:
     first: dict[str, int] = {}
     problems = []
@@ -330,6 +425,7 @@ class Settings(BaseSettings):
     queue: QueueSettings
     sync: SyncSettings = SyncSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    push: PushSettings = PushSettings()
     tenants: list[TenantSettings] = Field(default_factory=list)
 
     @classmethod
@@ -349,14 +445,36 @@ class Settings(BaseSettings):
     def _unique_tenants(cls, tenants: list[TenantSettings]) -> list[TenantSettings]:
         # A second table for the same workspace would share its store key: one of the two
         # would silently never run.
-        problems = [*_duplicate_names(tenants), *_duplicate_workspaces(tenants)]
+        problems = [
+            *_duplicate_names(tenants),
+            *_duplicate_workspaces(tenants),
+            *_duplicate_push_tokens(tenants),
+        ]
         if problems:
             raise _TenantConflicts(problems)
         return tenants
 
+    @model_validator(mode="after")
+    def _push_can_authenticate(self) -> Settings:
+        tokens = any(tenant.push_token for tenant in self.tenants)
+        if self.push.listen and not self.push.secrets and not tokens:
+            raise _PushWithoutCredentials()
+        return self
+
     @property
     def enabled_tenants(self) -> list[TenantSettings]:
         return [tenant for tenant in self.tenants if tenant.enabled]
+
+
+class _PushWithoutCredentials(ValueError):
+    """Reported at `push.listen`: an endpoint nobody can authenticate to refuses everything."""
+
+    problems = [
+        (
+            "push.listen",
+            "no push credentials: set push.secrets, push.secrets_file or a tenant's push_token",
+        )
+    ]
 
 
 def resolve_config_path(cli_path: str | None, environ: Mapping[str, str]) -> Path:
@@ -382,7 +500,11 @@ def _located_problems(exc: ValidationError) -> list[tuple[str, str]]:
     # _problems yields one problem per error, in order: swap in the conflicts' own keys.
     for error, problem in zip(exc.errors(include_url=False), _problems(exc), strict=True):
         conflicts = error.get("ctx", {}).get("error")
-        located += conflicts.problems if isinstance(conflicts, _TenantConflicts) else [problem]
+        located += (
+            conflicts.problems
+            if isinstance(conflicts, _TenantConflicts | _PushWithoutCredentials)
+            else [problem]
+        )
     return located
 
 

@@ -90,6 +90,15 @@ class Telemetry(Protocol):
         one comment for good)."""
         ...
 
+    def push_answered(self, tenant: str | None, outcome: str) -> None:
+        """One push request answered: `accepted`, `duplicate` or the refusal reason; `tenant`
+        once it matched a workspace."""
+        ...
+
+    def push_tick(self, tenant: str) -> None:
+        """A tick started early because pushes asked for it."""
+        ...
+
 
 class NoTelemetry:
     """Telemetry that reports nowhere: the default of every part built without one."""
@@ -137,6 +146,35 @@ class NoTelemetry:
 
     def comment_mirror_failed(self, tenant: str, parked: bool) -> None:
         pass
+
+    def push_answered(self, tenant: str | None, outcome: str) -> None:
+        pass
+
+    def push_tick(self, tenant: str) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class PushRequest:
+    """One inbound push as the listener read it; nothing in it is trusted yet."""
+
+    source: str  # the path's last segment: /v1/push/<source>
+    peer: str  # the client's address (the reverse proxy's, behind one)
+    headers: Mapping[str, str]  # names lower-cased; the first of repeated headers
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PushAnswer:
+    """What the listener answers: an HTTP status, a short outcome and, for 429, a wait."""
+
+    status: int
+    outcome: str  # accepted, duplicate or the refusal reason
+    retry_after: float | None = None
+
+
+class PushHandler(Protocol):
+    async def __call__(self, request: PushRequest) -> PushAnswer: ...
 
 
 class ListingEnd(Enum):

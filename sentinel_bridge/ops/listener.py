@@ -25,6 +25,7 @@ import structlog
 from anyio.abc import SocketAttribute, SocketStream, TaskGroup, TaskStatus
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ..config import split_listen
 from ..core.ports import WorkspaceState
 from . import metrics
 from .health import Pingable, TickHealth, readiness
@@ -125,13 +126,6 @@ async def listen_early(group: TaskGroup, listen: str | None) -> OpsSwitch | None
     switch = OpsSwitch()
     await group.start(serve, switch, listen)
     return switch
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """'127.0.0.1:9464', '[::1]:9464' or ':9464' (every interface) -> (host, port)."""
-    host, _, port = listen.rpartition(":")
-    # ':port' is an explicit choice to listen on every interface (e.g. in a container).
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 async def serve(

@@ -31,6 +31,7 @@ from prometheus_client.process_collector import ProcessCollector
 from .. import __version__
 from ..core.model import Outcome
 from ..core.ports import WorkspaceState
+from .push_latency import PushLatency
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
@@ -166,6 +167,31 @@ COMMENT_MIRROR_FAILURES = Counter(
     ["tenant"],
     registry=REGISTRY,
 )
+PUSHES = Counter(
+    f"{_PREFIX}_pushes",
+    "Push requests answered, by outcome: accepted, duplicate (a replayed message id) or the"
+    " refusal reason (bad_signature, stale_timestamp, unknown_workspace, rate_limited, ...).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+PUSHES_ACCEPTED = Counter(
+    f"{_PREFIX}_pushes_accepted",
+    "Pushes that asked for a tick of the tenant's workspace.",
+    ["tenant"],
+    registry=REGISTRY,
+)
+PUSH_TICKS = Counter(
+    f"{_PREFIX}_push_ticks",
+    "Ticks started early because pushes asked for them (a burst of pushes is one tick).",
+    ["tenant"],
+    registry=REGISTRY,
+)
+PUSH_TO_DELIVERY = Histogram(
+    f"{_PREFIX}_push_to_delivery_seconds",
+    "From an accepted push to the next delivery of its workspace after a tick that served it.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+    registry=REGISTRY,
+)
 OUTBOX_DEPTH = Gauge(
     f"{_PREFIX}_outbox_depth",
     "Alerts waiting in the outbox (all tenants).",
@@ -250,6 +276,8 @@ def zero_series(tenant: str) -> None:
         DELIVERY_RESULTS.labels(tenant, result)
     for direction in _DIRECTIONS:
         COMMENTS_MIRRORED.labels(tenant, direction)
+    PUSHES_ACCEPTED.labels(tenant)
+    PUSH_TICKS.labels(tenant)
 
 
 class _ReverseProgress:
@@ -271,6 +299,7 @@ class _ReverseProgress:
 
 
 REVERSE_PROGRESS = _ReverseProgress()
+PUSH_LATENCY = PushLatency()
 REVERSE_CURSOR_LAG.set_function(REVERSE_PROGRESS.lag)
 
 
@@ -304,6 +333,7 @@ class PrometheusTelemetry:
         TICKS.labels(tenant, "ok" if ok else "failed").inc()
         if seconds is not None:
             TICK_DURATION.labels(tenant).observe(seconds)
+            PUSH_LATENCY.tick_finished(tenant, ok, enqueued, seconds)
         if fetched:
             INCIDENTS_FETCHED.labels(tenant).inc(fetched)
         if enqueued:
@@ -315,6 +345,9 @@ class PrometheusTelemetry:
         """One outbox item's fate: delivered, failed (will retry) or parked."""
         if outcome == "delivered":
             ALERTS_DELIVERED.labels(tenant).inc()
+            waited = PUSH_LATENCY.delivered(tenant)
+            if waited is not None:
+                PUSH_TO_DELIVERY.observe(waited)
         elif outcome == "parked":
             PARKED.labels(tenant, "delivery").inc()
         else:
@@ -352,6 +385,15 @@ class PrometheusTelemetry:
             PARKED.labels(tenant, "comments").inc()
         else:
             COMMENT_MIRROR_FAILURES.labels(tenant).inc()
+
+    def push_answered(self, tenant: str | None, outcome: str) -> None:
+        PUSHES.labels(outcome).inc()
+        if outcome == "accepted" and tenant is not None:
+            PUSHES_ACCEPTED.labels(tenant).inc()
+            PUSH_LATENCY.accepted(tenant)
+
+    def push_tick(self, tenant: str) -> None:
+        PUSH_TICKS.labels(tenant).inc()
 
 
 def refresh_state(

@@ -88,6 +88,7 @@ async def _serve(
                     bridge.health,
                     notifier,
                     ops,
+                    bridge.adapters.telemetry,
                 )
                 await _work_until_stopped(bridge, daemon, group, shutdown.requested, reload)
                 group.cancel_scope.cancel()  # what is left: the SIGHUP watcher

@@ -25,9 +25,11 @@ from anyio.abc import TaskGroup
 
 from ..config import Settings
 from ..core.model import Workspace
+from ..core.ports import NoTelemetry, Telemetry
 from ..ops.health import TickHealth
 from ..ops.listener import OpsEndpoint, OpsStore, OpsSwitch, serve
-from .cadence import every
+from .cadence import Wake, every, first_of
+from .push import PushEndpoint, start_push
 from .reload import reload_notified
 from .systemd_notify import Notifier
 
@@ -52,23 +54,47 @@ class Ticker(Protocol):
 @dataclass
 class _Loop:
     workspace: Workspace
+    wake: Wake
     stop: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
 
 
 class WorkspaceLoops:
-    """The running workspace loops, keyed by workspace key."""
+    """The running workspace loops, keyed by workspace key. `trigger` brings a loop's next
+    tick forward (a push); `pushed` hears of each tick that serves such requests."""
 
-    def __init__(self, ticker: Ticker, interval: float, group: TaskGroup) -> None:
+    def __init__(
+        self,
+        ticker: Ticker,
+        interval: float,
+        group: TaskGroup,
+        min_spacing: float = 2.0,
+        pushed: Callable[[Workspace], None] | None = None,
+    ) -> None:
         self._ticker = ticker
         self._interval = interval
         self._group = group
+        self.min_spacing = min_spacing
+        self._pushed = pushed
         self._loops: dict[str, _Loop] = {}
         self._retiring: list[_Loop] = []
 
     @property
     def workspaces(self) -> list[Workspace]:
         return [loop.workspace for loop in self._loops.values()]
+
+    def workspace(self, key: str) -> Workspace | None:
+        """The running workspace of that store key (None: not configured or disabled)."""
+        loop = self._loops.get(key)
+        return None if loop is None else loop.workspace
+
+    def trigger(self, key: str) -> bool:
+        """Ask the loop of workspace `key` for a tick now (debounced); False if none runs."""
+        loop = self._loops.get(key)
+        if loop is None:
+            return False
+        loop.wake.request()
+        return True
 
     def reconcile(self, workspaces: list[Workspace]) -> tuple[list[str], list[str]]:
         """Run exactly `workspaces`; returns (started, stopped) tenant labels."""
@@ -99,7 +125,7 @@ class WorkspaceLoops:
         return loop
 
     def _start(self, workspace: Workspace, predecessor: _Loop | None, delay: float) -> None:
-        loop = _Loop(workspace)
+        loop = _Loop(workspace, Wake(self.min_spacing))
         self._loops[workspace.key] = loop
         self._group.start_soon(self._run, loop, predecessor, delay)
 
@@ -108,11 +134,15 @@ class WorkspaceLoops:
         try:
             if predecessor is not None:
                 await predecessor.done.wait()
-            with anyio.move_on_after(delay):
-                await loop.stop.wait()
-            await every(self._interval, loop.stop, lambda: self._ticker.tick(loop.workspace))
+            await first_of(loop.stop, loop.wake, seconds=delay)
+            await every(self._interval, loop.stop, lambda: self._tick(loop), loop.wake)
         finally:
             loop.done.set()
+
+    async def _tick(self, loop: _Loop) -> bool:
+        if loop.wake.served and self._pushed is not None:
+            self._pushed(loop.workspace)
+        return await self._ticker.tick(loop.workspace)
 
 
 class Daemon:
@@ -128,15 +158,24 @@ class Daemon:
         health: TickHealth,
         notifier: Notifier | None = None,
         ops: OpsSwitch | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
+        self._telemetry = telemetry or NoTelemetry()
+        self.push: PushEndpoint | None = None
         self._ops = ops
         self.health = health
         self._store = store
         self._group = group
         self._workspaces_of = workspaces_of
         self.notifier = notifier or Notifier()
-        self.loops = WorkspaceLoops(ticker, settings.sync.poll_interval_seconds, group)
+        self.loops = WorkspaceLoops(
+            ticker,
+            settings.sync.poll_interval_seconds,
+            group,
+            settings.push.min_tick_spacing_seconds,
+            lambda workspace: self._telemetry.push_tick(workspace.tenant),
+        )
 
     def tenants_by_key(self) -> Mapping[str, str]:
         return {workspace.key: workspace.tenant for workspace in self.loops.workspaces}
@@ -151,6 +190,7 @@ class Daemon:
                 self._ops.current = endpoint
             else:
                 await self._group.start(serve, endpoint, listen)
+        self.push = await start_push(self._group, self.settings, self.loops, self._telemetry)
         if load is not None:
             self._group.start_soon(self._watch_reload, load)
 
@@ -160,6 +200,8 @@ class Daemon:
         workspaces = self._workspaces_of(settings)
         self.health.expect(workspace.tenant for workspace in workspaces)
         started, stopped = self.loops.reconcile(workspaces)
+        if self.push is not None:
+            self.push.reconfigure(settings)
         if started or stopped:
             log.info("tenants updated", started=sorted(started), stopped=sorted(stopped))
 

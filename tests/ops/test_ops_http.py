@@ -12,10 +12,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sentinel_bridge import __version__
+from sentinel_bridge.config import split_listen
 from sentinel_bridge.core.ports import WorkspaceState
 from sentinel_bridge.ops import metrics
 from sentinel_bridge.ops.health import TickHealth, record_tick
-from sentinel_bridge.ops.listener import OpsEndpoint, OpsSwitch, serve, split_listen
+from sentinel_bridge.ops.listener import OpsEndpoint, OpsSwitch, serve
 from sentinel_bridge.ops.metrics import PrometheusTelemetry
 from sentinel_bridge.sync.forward import TickReport
 
