@@ -1,8 +1,10 @@
-"""`python -m bench all|backlog|raw|steady|reverse|logs [--quick]`: run and print a table.
+"""`python -m bench all|backlog|raw|steady|reverse|push|logs [--quick]`: run and print a table.
 
 `logs` also takes `--duration S` (per scenario), `--bridge PATH` (the `sentinel-bridge`
 executable to measure, e.g. an older checkout's), `--scenario idle|busy|outage|unreachable`
-(repeatable) and `--save DIR` (keep each scenario's lines there).
+(repeatable) and `--save DIR` (keep each scenario's lines there). `push` also takes
+`--tenants N`, `--poll-seconds S`, `--every-seconds S` (one incident per tenant per S on
+average), `--measure-seconds S` and `--seed N`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import math
 import os
 import platform
 import sys
@@ -23,7 +26,10 @@ _QUICK = {
     "backlog": {"tenants": 4, "per_tenant": 300},
     "raw": {"tenants": 4, "per_tenant": 250},
     "steady": {"tenants": 50, "warmup_seconds": 20, "measure_seconds": 30, "poll_seconds": 10},
+    "push": {"tenants": 20, "every_seconds": 40, "measure_seconds": 30, "poll_seconds": 20},
 }
+# The options of `push`, by keyword argument of bench.push.run.
+_PUSH_OPTIONS = ("tenants", "poll_seconds", "every_seconds", "measure_seconds", "seed")
 
 
 def _machine() -> str:
@@ -52,24 +58,51 @@ def _run(name: str, quick: bool, args: argparse.Namespace) -> list[Row]:
         from .raw import run as raw
 
         return raw(**_QUICK["raw"] if quick else {}, enrich=False)
+    if name == "push":
+        from .push import run as push
+
+        given = {key: getattr(args, key) for key in _PUSH_OPTIONS if getattr(args, key) is not None}
+        return push(**{**(_QUICK["push"] if quick else {}), **given})
     if importlib.util.find_spec(f"bench.{name}") is None:
         return [Row(name, "not available", "module missing")]
     module = importlib.import_module(f"bench.{name}")
     return list(module.run(**(_QUICK.get(name, {}) if quick else {})))
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
-        "which", choices=["all", "backlog", "raw", "raw-no-enrich", "steady", "reverse", "logs"]
+        "which",
+        choices=["all", "backlog", "raw", "raw-no-enrich", "steady", "reverse", "push", "logs"],
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the rig")
     parser.add_argument("--duration", type=float, help="logs: seconds measured per scenario")
     parser.add_argument("--bridge", help="logs: the sentinel-bridge executable to measure")
     parser.add_argument("--save", help="logs: a directory to keep each scenario's lines in")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="logs: only these")
+    parser.add_argument("--tenants", type=_positive_int, help="push: tenants (100)")
+    parser.add_argument("--poll-seconds", type=_positive, help="push: poll interval (60)")
+    parser.add_argument(
+        "--every-seconds", type=_positive, help="push: 1 incident per tenant per S (120)"
+    )
+    parser.add_argument("--measure-seconds", type=_positive, help="push: window measured (120)")
+    parser.add_argument("--seed", type=int, help="push: seed of the arrival schedule (13)")
     args = parser.parse_args(argv)
-    names = ["backlog", "raw", "steady", "reverse"] if args.which == "all" else [args.which]
+    names = ["backlog", "raw", "steady", "reverse", "push"] if args.which == "all" else [args.which]
     print(f"machine: {_machine()}", flush=True)
     rows: list[Row] = []
     for name in names:
