@@ -78,8 +78,9 @@ def test_promtool_accepts_the_rules() -> None:
 @needs_promtool
 def test_stale_tenant_parked_changes_and_feed_errors_fire(tmp_path: Path) -> None:
     """promtool's rule tests: a tenant whose last success stays 20 minutes old is stale, a
-    parked change alerts after 10 minutes, three feed errors in 10 minutes alert, and a
-    tenant that keeps ticking does not."""
+    parked change alerts after 10 minutes, three feed errors in 10 minutes alert, pushes
+    refused for a bad token alert (accepted ones do not), and a tenant that keeps ticking
+    does not."""
     assert PROMTOOL is not None
     by_name = {rule["alert"]: rule["annotations"] for rule in rules()}
     # promtool compares annotations too: the rendered text of each expected alert.
@@ -88,6 +89,8 @@ def test_stale_tenant_parked_changes_and_feed_errors_fire(tmp_path: Path) -> Non
     parked = {**by_name["SentinelBridgeReverseParked"]}
     parked["summary"] = "1 analyst changes parked for tenant fine"
     feed = by_name["SentinelBridgeChangeFeedFailing"]
+    refused = {**by_name["SentinelBridgePushesRefused"]}
+    refused["summary"] = "pushes refused as bad_token: incidents wait for the poll"
     tests = tmp_path / "alerts_test.yml"
     tests.write_text(
         textwrap.dedent(
@@ -107,6 +110,10 @@ def test_stale_tenant_parked_changes_and_feed_errors_fire(tmp_path: Path) -> Non
                     values: '1x30'
                   - series: 'sentinel_bridge_change_feed_errors_total'
                     values: '0+1x30'
+                  - series: 'sentinel_bridge_pushes_total{{outcome="bad_token"}}'
+                    values: '0+5x30'
+                  - series: 'sentinel_bridge_pushes_total{{outcome="accepted"}}'
+                    values: '0+50x30'
                 alert_rule_test:
                   - eval_time: 25m
                     alertname: SentinelBridgeTenantStale
@@ -123,6 +130,11 @@ def test_stale_tenant_parked_changes_and_feed_errors_fire(tmp_path: Path) -> Non
                     exp_alerts:
                       - exp_labels: {{severity: critical}}
                         exp_annotations: {json.dumps(feed)}
+                  - eval_time: 25m
+                    alertname: SentinelBridgePushesRefused
+                    exp_alerts:
+                      - exp_labels: {{severity: warning, outcome: bad_token}}
+                        exp_annotations: {json.dumps(refused)}
                   - eval_time: 25m
                     alertname: SentinelBridgeMetricsAbsent
                     exp_alerts: []
