@@ -7,9 +7,10 @@
 - the main loop tells systemd READY=1 once loops run, WATCHDOG=1 + STATUS=<summary> every half
   watchdog period, STOPPING=1 at the end. It runs on the same event loop as the work, so a
   blocked loop stops the pings and systemd restarts the process.
-- the optional ops listener (/healthz, /readyz, /metrics) and the SIGHUP reload watcher. The
-  daemon may have opened the listener already while it waited for the store (`ops`); then
-  the running bridge's routes are switched in, the port is not bound twice.
+- the optional ops listener (/healthz, /readyz, /metrics), the optional push listener (a push
+  brings one workspace's next tick forward: WorkspaceLoops.trigger) and the SIGHUP reload
+  watcher. The daemon may have opened the ops listener already while it waited for the store
+  (`ops`); then the running bridge's routes are switched in, the port is not bound twice.
 """
 
 from __future__ import annotations

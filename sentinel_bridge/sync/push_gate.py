@@ -75,6 +75,7 @@ class PushGate:
         self._per_address = RateLimiter(limits.per_address_per_minute)
         self._per_workspace = RateLimiter(limits.per_workspace_per_minute)
         self._seen: OrderedDict[str, float] = OrderedDict()
+        self.seen_limit = _SEEN_IDS
 
     def decide(self, request: PushRequest, wall: float, monotonic: float) -> Verdict:
         """The verdict on `request` at Unix time `wall` (signatures) and `monotonic` (rates)."""
@@ -111,7 +112,8 @@ class PushGate:
             wait = self._per_workspace.retry_after(key, monotonic)
             answer = PushAnswer(int(HTTPStatus.TOO_MANY_REQUESTS), "rate_limited", wait)
             return Verdict(answer, workspace)
-        if token_of is None and self._replayed(request.headers.get("webhook-id", ""), wall):
+        # A push without a bearer token passed verify(): it has a webhook-id.
+        if token_of is None and self._replayed(request.headers["webhook-id"], wall):
             # Answered as accepted: the sender's retry of a push that did arrive is no error.
             return Verdict(PushAnswer(int(HTTPStatus.ACCEPTED), "duplicate"), workspace)
         return Verdict(PushAnswer(int(HTTPStatus.ACCEPTED), "accepted"), workspace)
@@ -146,14 +148,14 @@ class PushGate:
         if message_id in self._seen:
             return True
         self._seen[message_id] = wall
-        if len(self._seen) > _SEEN_IDS:
+        if len(self._seen) > self.seen_limit:
             self._seen.popitem(last=False)
         return False
 
 
 def _token_owner(token: str, tokens: Mapping[str, bytes]) -> str | None:
     """The workspace whose token this is; every token is compared, in constant time each."""
-    presented = token.encode("utf-8", "surrogateescape")
+    presented = token.encode()  # header text is latin-1 decoded: always encodable
     owner = None
     for key, expected in tokens.items():
         if hmac.compare_digest(presented, expected):

@@ -443,3 +443,11 @@ def test_arbitrary_bytes_give_a_key_or_a_refusal(body: bytes) -> None:
     for candidate in (body, b"\xef\xbb\xbf" + body):
         outcome = answer_or_refusal(candidate)
         assert isinstance(outcome, PushPayloadError | str)
+
+
+@pytest.mark.parametrize(("group", "workspace"), [("r", "w" * 63), ("r" * 90, "wxyz")])
+def test_names_at_the_azure_bounds_are_accepted(group: str, workspace: str) -> None:
+    """Resource groups of 1 and 90 characters, workspaces of 4 and 63: all valid names."""
+    info = {"SubscriptionId": SUB, "ResourceGroupName": group, "WorkspaceName": workspace}
+    expected = sentinel_workspace("t", "x", SUB, group, workspace).key
+    assert pushed_workspace_key(encoded({"workspaceInfo": info})) == expected

@@ -128,6 +128,7 @@ def test_a_tenant_token_triggers_its_own_workspace_only() -> None:
     assert (own.answer.outcome, own.workspace) == ("accepted", CONTOSO)
     other = _decide(_gate(), _bearer(_body(FABRIKAM.key), TOKENS[CONTOSO.key].decode()))
     assert (other.answer.status, other.answer.outcome) == (403, "wrong_tenant")
+    assert other.workspace == FABRIKAM  # named in the log line, never triggered
 
 
 def test_the_bearer_scheme_is_case_insensitive() -> None:
@@ -139,7 +140,8 @@ def test_the_bearer_scheme_is_case_insensitive() -> None:
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"key": 7}', b""])
 def test_an_authenticated_push_naming_no_workspace_is_a_bad_payload(body: bytes) -> None:
     """What the matcher cannot read is 400 bad_payload."""
-    assert _decide(_gate(), _signed(body)).answer.status == 400
+    answer = _decide(_gate(), _signed(body)).answer
+    assert (answer.status, answer.outcome) == (400, "bad_payload")
 
 
 def test_a_push_for_a_workspace_that_does_not_run_is_404() -> None:
@@ -161,7 +163,29 @@ def test_a_replayed_message_id_is_answered_but_triggers_nothing() -> None:
     assert _decide(gate, _signed(_body())).answer.outcome == "accepted"
     again = _decide(gate, _signed(_body()))
     assert (again.answer.status, again.answer.outcome) == (202, "duplicate")
+    assert again.workspace == CONTOSO
     assert _decide(gate, _signed(_body(), message="msg_2")).answer.outcome == "accepted"
+
+
+def test_a_message_id_is_remembered_for_twice_the_tolerance_then_forgotten() -> None:
+    """A replay inside 2 x tolerance is a duplicate; later it is stale anyway, so the id is
+    dropped (and a re-signed push with it passes)."""
+    gate = _gate(tolerance_seconds=100)
+    gate.decide(_signed(_body(), at=NOW), NOW, 0.0)
+    inside = gate.decide(_signed(_body(), at=NOW + 200), NOW + 200, 0.0)
+    assert inside.answer.outcome == "duplicate"
+    later = gate.decide(_signed(_body(), at=NOW + 200.5), NOW + 200.5, 0.0)
+    assert later.answer.outcome == "accepted"
+
+
+def test_remembered_message_ids_are_bounded_oldest_first() -> None:
+    """Past the limit the oldest id is forgotten, the newest ones are kept."""
+    gate = _gate()
+    gate.seen_limit = 2
+    for message in ("a", "b", "c"):
+        gate.decide(_signed(_body(), message=message), NOW, 0.0)
+    outcomes = [_decide(gate, _signed(_body(), message=m)).answer.outcome for m in "cba"]
+    assert outcomes == ["duplicate", "duplicate", "accepted"]
 
 
 def test_bearer_pushes_are_not_deduplicated_by_message_id() -> None:
@@ -178,7 +202,7 @@ def test_one_workspace_over_its_rate_gets_429_with_a_wait_others_go_on() -> None
     outcomes = [_decide(gate, _signed(_body(), message=f"m{i}")).answer.outcome for i in range(3)]
     assert outcomes == ["accepted", "accepted", "rate_limited"]
     limited = _decide(gate, _signed(_body(), message="m9"))
-    assert limited.answer.status == 429
+    assert limited.answer.status == 429 and limited.workspace == CONTOSO
     assert limited.answer.retry_after is not None and 0 < limited.answer.retry_after <= 30
     assert _decide(gate, _signed(_body(FABRIKAM.key), message="f")).answer.outcome == "accepted"
 
@@ -187,11 +211,13 @@ def test_a_sender_over_its_rate_is_refused_before_anything_else() -> None:
     """Per-address limit applies to every request, even unauthenticated ones."""
     gate = _gate(per_address_per_minute=2)
     junk = PushRequest("sentinel", "attacker", {}, b"")
-    assert [_decide(gate, junk).answer.outcome for _ in range(3)] == [
+    assert [_decide(gate, junk).answer.outcome for _ in range(2)] == [
         "unauthenticated",
         "unauthenticated",
-        "rate_limited",
     ]
+    limited = _decide(gate, junk, monotonic=1.0).answer
+    assert (limited.status, limited.outcome) == (429, "rate_limited")
+    assert limited.retry_after == pytest.approx(29.0)  # one token per 30 s, 1 s gone
     assert _decide(gate, _signed(_body(), peer="logic-app")).answer.outcome == "accepted"
 
 

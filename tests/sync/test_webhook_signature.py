@@ -288,6 +288,7 @@ def test_only_the_first_sixteen_entries_are_examined() -> None:
     decoy = sign(OTHER_KEY, ID, NOW, BODY)
     check(" ".join([decoy] * (MAX_SIGNATURE_ENTRIES - 1) + [GOOD]))
     assert reason(" ".join([decoy] * MAX_SIGNATURE_ENTRIES + [GOOD])) == "bad_signature"
+    check(" ".join([GOOD] + [decoy] * (2 * MAX_SIGNATURE_ENTRIES)))  # the first of many
 
 
 def test_a_signature_header_past_its_length_bound_is_refused_even_with_a_valid_entry() -> None:
