@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -266,6 +267,38 @@ def _push_token(key: str, token: SecretStr | None, token_file: Path | None) -> S
     return token
 
 
+def _default_replica_name() -> str:
+    """Host name and pid: unique among the replicas of one store, readable in `status`."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ClusterSettings(Section):
+    """Several replicas on one PostgreSQL store: each workspace (and the change feed) is
+    owned by one replica at a time through a lease row that it renews. SQLite serves one."""
+
+    replica_name: str = Field(default_factory=_default_replica_name, min_length=1, max_length=200)
+    # A replica that stops renewing (killed, paused, cut off) loses its workspaces this long
+    # after its last renewal; another one takes them over then.
+    lease_ttl_seconds: float = Field(default=15.0, ge=3, le=600)
+    # Default: a third of the TTL, so two renewals can fail before the lease runs out.
+    renew_interval_seconds: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _renew_within_ttl(self) -> ClusterSettings:
+        if self.renew_interval_seconds is None:
+            object.__setattr__(self, "renew_interval_seconds", self.lease_ttl_seconds / 3)
+        elif self.renew_interval_seconds > self.lease_ttl_seconds / 2:
+            raise ValueError(
+                "renew_interval_seconds must be at most half of lease_ttl_seconds, so that a "
+                "late renewal does not lose the lease"
+            )
+        return self
+
+    @property
+    def renew_seconds(self) -> float:
+        return self.renew_interval_seconds or self.lease_ttl_seconds / 3
+
+
 class PushSettings(Section):
     """The inbound push endpoint (POST /v1/push/sentinel): off unless `listen` is set.
 
@@ -426,6 +459,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = SyncSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     push: PushSettings = PushSettings()
+    cluster: ClusterSettings = ClusterSettings()
     tenants: list[TenantSettings] = Field(default_factory=list)
 
     @classmethod

@@ -312,3 +312,13 @@ class AlertTarget:
     ref: str
     revision: datetime | None = None
     sweep_attempts: int = 0  # failed comment-mirroring passes in a row
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """A lease (a workspace's, the change feed's) as the store has it now: its live owner
+    (None: free, released or expired) and for how long it has been free (0 while held;
+    infinite if it was never claimed)."""
+
+    owner: str | None
+    free_for: float = 0.0

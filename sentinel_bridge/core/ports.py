@@ -99,6 +99,19 @@ class Telemetry(Protocol):
         """A tick started early because pushes asked for it."""
         ...
 
+    def lease_claimed(self, takeover: bool) -> None:
+        """This replica claimed a lease (`takeover`: from another replica whose lease ran
+        out or that released it)."""
+        ...
+
+    def lease_lost(self) -> None:
+        """A lease this replica held is another's now (found at a renewal or a write)."""
+        ...
+
+    def leases_held(self, count: int) -> None:
+        """How many leases this replica holds now."""
+        ...
+
 
 class NoTelemetry:
     """Telemetry that reports nowhere: the default of every part built without one."""
@@ -151,6 +164,15 @@ class NoTelemetry:
         pass
 
     def push_tick(self, tenant: str) -> None:
+        pass
+
+    def lease_claimed(self, takeover: bool) -> None:
+        pass
+
+    def lease_lost(self) -> None:
+        pass
+
+    def leases_held(self, count: int) -> None:
         pass
 
 

@@ -192,6 +192,22 @@ PUSH_TO_DELIVERY = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
     registry=REGISTRY,
 )
+LEASES_HELD = Gauge(
+    f"{_PREFIX}_leases_held",
+    "Leases (workspaces, the change feed) this replica holds (PostgreSQL with replicas).",
+    registry=REGISTRY,
+)
+LEASE_CLAIMS = Counter(
+    f"{_PREFIX}_lease_claims",
+    "Leases this replica claimed; takeover: from another replica.",
+    ["takeover"],
+    registry=REGISTRY,
+)
+LEASE_LOSSES = Counter(
+    f"{_PREFIX}_lease_losses",
+    "Leases this replica lost to another (it was paused, cut off or too slow to renew).",
+    registry=REGISTRY,
+)
 OUTBOX_DEPTH = Gauge(
     f"{_PREFIX}_outbox_depth",
     "Alerts waiting in the outbox (all tenants).",
@@ -394,6 +410,15 @@ class PrometheusTelemetry:
 
     def push_tick(self, tenant: str) -> None:
         PUSH_TICKS.labels(tenant).inc()
+
+    def lease_claimed(self, takeover: bool) -> None:
+        LEASE_CLAIMS.labels("true" if takeover else "false").inc()
+
+    def lease_lost(self) -> None:
+        LEASE_LOSSES.inc()
+
+    def leases_held(self, count: int) -> None:
+        LEASES_HELD.set(count)
 
 
 def refresh_state(

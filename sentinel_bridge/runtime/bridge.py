@@ -13,13 +13,14 @@ import structlog
 
 from ..config import Settings
 from ..core.clock import utc_now
-from ..core.errors import TlsVerificationError, describe
+from ..core.errors import LeaseLostError, TlsVerificationError, describe
 from ..core.model import Workspace
 from ..ops.health import TickHealth, record_tick
 from ..sync.delivery import Delivery, DeliveryOptions
 from ..sync.forward import ForwardOptions, ForwardSync, TickReport
 from ..sync.log_summary import WorkspaceSummaries
 from ..sync.reverse import ReverseSync
+from .cluster import Ownership, Solo
 from .reverse import (
     build_reverse,
     item_budget,
@@ -41,9 +42,13 @@ class Bridge:
     delivery: Delivery
     workspaces: list[Workspace] = field(default_factory=list)
     reverse: ReverseSync | None = None
+    # Which workspaces this replica works on (Solo: all of them, on SQLite).
+    ownership: Ownership = field(default_factory=Solo)
     health: TickHealth = field(init=False)
     # The first tick that failed on a certificate: `run --once` stops on it.
     tls_failure: TlsVerificationError | None = field(default=None, init=False)
+    # Workspaces with a tick in progress: a lease is handed over only between ticks.
+    ticking: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.health = TickHealth(
@@ -51,27 +56,44 @@ class Bridge:
         )
 
     async def tick(self, workspace: Workspace) -> bool:
-        """One forward tick, isolated: an error is logged and recorded, never raised."""
-        with structlog.contextvars.bound_contextvars(**workspace.log_context()):
-            started = time.monotonic()
-            try:
-                report = await self.forward.tick(workspace)
-            except Exception as exc:  # one workspace's failure must not stop the others
-                await self._record(workspace, error=describe(exc))
-                # The one line of this failure: ARM's retries were debug lines, and the error
-                # names the operation and ARM's code (not the path: tenant and workspace do).
-                log.error(
-                    "forward tick failed",
-                    **workspace.log_context(),
-                    error=describe(exc, 500),
-                    **self._tls(exc),
-                )
-                self.forward.summaries.failed(workspace)
-                self._report(workspace, None, started)
-                return False
-            await self._record(workspace, error=None)
-            self._report(workspace, report, started)
+        """One forward tick, isolated: an error is logged and recorded, never raised. A
+        workspace another replica owns is not ticked here."""
+        if not self.ownership.holds(workspace.key):
             return True
+        self.ticking.add(workspace.key)
+        try:
+            with structlog.contextvars.bound_contextvars(**workspace.log_context()):
+                return await self._tick(workspace)
+        except LeaseLostError:
+            # Paused or cut off past the lease: the successor goes on from what was committed.
+            log.warning("tick abandoned: another replica owns the workspace now")
+            self.ownership.lost(workspace.key)
+            return False
+        finally:
+            self.ticking.discard(workspace.key)
+
+    async def _tick(self, workspace: Workspace) -> bool:
+        started = time.monotonic()
+        try:
+            report = await self.forward.tick(workspace)
+        except LeaseLostError:
+            raise
+        except Exception as exc:  # one workspace's failure must not stop the others
+            await self._record(workspace, error=describe(exc))
+            # The one line of this failure: ARM's retries were debug lines, and the error
+            # names the operation and ARM's code (not the path: tenant and workspace do).
+            log.error(
+                "forward tick failed",
+                **workspace.log_context(),
+                error=describe(exc, 500),
+                **self._tls(exc),
+            )
+            self.forward.summaries.failed(workspace)
+            self._report(workspace, None, started)
+            return False
+        await self._record(workspace, error=None)
+        self._report(workspace, report, started)
+        return True
 
     def _report(self, workspace: Workspace, report: TickReport | None, started: float) -> None:
         """Readiness and metrics of the tick (`report` None: it failed) begun at `started`."""

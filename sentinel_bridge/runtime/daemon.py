@@ -28,6 +28,8 @@ from ..config import Settings
 from ..core.errors import StartupStopped
 from ..ops.listener import OpsSwitch, listen_early
 from .bridge import Bridge, open_bridge
+from .cluster import REVERSE_KEY
+from .leases import start_leases
 from .reverse import (
     reverse_loop,
 )
@@ -90,7 +92,10 @@ async def _serve(
                     ops,
                     bridge.adapters.telemetry,
                 )
+                leases = start_leases(bridge, daemon, group)
                 await _work_until_stopped(bridge, daemon, group, shutdown.requested, reload)
+                # Everything it fenced has stopped: now the leases go to the other replicas.
+                await leases.stop()
                 group.cancel_scope.cancel()  # what is left: the SIGHUP watcher
         _answer_stopping(ops)
 
@@ -107,7 +112,10 @@ async def _work_until_stopped(
     delivery = start_tracked(group, bridge.delivery.run, stopping)
     await daemon.start(reload)
     sync = bridge.settings.sync
-    reverse = start_tracked(group, reverse_loop, bridge.reverse, stopping, sync, daemon.loops)
+    reads_feed = partial(bridge.ownership.holds, REVERSE_KEY)
+    reverse = start_tracked(
+        group, reverse_loop, bridge.reverse, stopping, sync, daemon.loops, reads_feed
+    )
     log.info("bridge started", workspaces=len(bridge.workspaces))
     await daemon.main_loop(stopping)
     await daemon.loops.stop_all(math.inf)

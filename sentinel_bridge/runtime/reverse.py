@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
 
@@ -80,14 +81,18 @@ async def reverse_loop(
     stopping: anyio.Event,
     sync: SyncSettings,
     running: RunningWorkspaces,
+    reads_feed: Callable[[], bool] = lambda: True,
 ) -> None:
     """A pass every `reverse_interval_seconds`, the time a pass took subtracted, until
     `stopping` is set: then the pass in flight ends early (see `ReverseSync.run_pass`) and
-    this returns, nothing cancelled."""
+    this returns, nothing cancelled. With several replicas only the one holding the change
+    feed's lease (`reads_feed`) makes passes."""
     if reverse is None:
         return
 
     async def one_pass() -> None:
+        if not reads_feed():
+            return
         reverse.set_workspaces(running.workspaces)
         await reverse_pass(reverse, stopping)
 

@@ -30,6 +30,7 @@ from ..core.ports import NoTelemetry, Telemetry
 from ..ops.health import TickHealth
 from ..ops.listener import OpsEndpoint, OpsStore, OpsSwitch, serve
 from .cadence import Wake, every, first_of
+from .cluster import Ownership, Solo
 from .push import PushEndpoint, start_push
 from .reload import reload_notified
 from .systemd_notify import Notifier
@@ -164,6 +165,8 @@ class Daemon:
         self.settings = settings
         self._telemetry = telemetry or NoTelemetry()
         self.push: PushEndpoint | None = None
+        # Which workspaces this replica ticks (a Membership's, with several replicas).
+        self.ownership: Ownership = Solo()
         self._ops = ops
         self.health = health
         self._store = store
@@ -199,12 +202,18 @@ class Daemon:
         """Run the tenants `settings` enable (at start and after a reload)."""
         self.settings = settings
         workspaces = self._workspaces_of(settings)
-        self.health.expect(workspace.tenant for workspace in workspaces)
         started, stopped = self.loops.reconcile(workspaces)
+        self.expect_owned()
         if self.push is not None:
             self.push.reconfigure(settings)
         if started or stopped:
             log.info("tenants updated", started=sorted(started), stopped=sorted(stopped))
+
+    def expect_owned(self) -> None:
+        """Readiness judges the workspaces this replica works on (all of them on SQLite):
+        another replica's workspace does not tick here and is not stale for that."""
+        running = self.loops.workspaces
+        self.health.expect(w.tenant for w in running if self.ownership.holds(w.key))
 
     def reload(self, load: Callable[[], Settings]) -> bool:
         """Re-read the config; an invalid one is logged and the running one stays. systemd sees

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ...core.clock import utc_now
 from ...core.model import AlertTarget, JournalEntry, Outcome, ParkedItem, WrittenItem
+from .cluster import Fences, check_fence, reverse_lease
 from .engine import is_sqlite, write_gate
 from .tables import (
     change_cursors,
@@ -40,6 +41,8 @@ class ReverseSqlStore:
         self._writes = write_gate(engine)
         self._insert = sqlite.insert if is_sqlite(engine) else postgresql.insert
         self._clock = clock
+        # With several replicas: the leases this one holds (the change feed's among them).
+        self.fences: Fences | None = None
 
     async def cursor(self, queue_key: str) -> str | None:
         query = sa.select(change_cursors.c.cursor).where(change_cursors.c.queue_key == queue_key)
@@ -65,6 +68,8 @@ class ReverseSqlStore:
             set_={"cursor": stmt.excluded.cursor, "updated_at": stmt.excluded.updated_at},
         )
         async with self._writes.begin() as conn:
+            if self.fences is not None:  # only the feed's lease holder moves its cursor
+                await check_fence(conn, self.fences, reverse_lease(queue_key))
             await conn.execute(stmt)
 
     async def targets(self, alert_ids: Sequence[str]) -> Mapping[str, AlertTarget]:

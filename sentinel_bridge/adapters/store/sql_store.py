@@ -22,6 +22,7 @@ from ...core.model import (
 )
 from ...core.ports import ClaimedItem, WorkspaceState
 from . import leases, writes
+from .cluster import Fences, check_fence
 from .engine import create_engine, dispose, is_sqlite, write_gate
 from .tables import change_journal, checkpoints, ledger, outbox, parked
 
@@ -45,6 +46,8 @@ class SqlStore:
         self._insert: writes.InsertFn = sqlite.insert if is_sqlite(engine) else postgresql.insert
         self._clock = clock
         self.owner = uuid.uuid4().hex
+        # With several replicas: the leases this one holds; every tick write checks its own.
+        self.fences: Fences | None = None
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = utc_now) -> SqlStore:
@@ -93,6 +96,7 @@ class SqlStore:
         """Ledger upserts, outbox upserts, parked rows and checkpoint, in one transaction."""
         now = self._clock()
         async with self._writes.begin() as conn:
+            await self._fence(conn, commit.workspace_key)
             await writes.upsert_ledger(conn, self._insert, commit.ledger, now)
             await writes.upsert_outbox(conn, self._insert, commit.outbox, now)
             await writes.insert_parked(conn, commit.parked, now)
@@ -119,7 +123,13 @@ class SqlStore:
 
     async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None:
         async with self._writes.begin() as conn:
+            await self._fence(conn, workspace_key)
             await writes.record_tick(conn, self._insert, workspace_key, at, error)
+
+    async def _fence(self, conn: AsyncConnection, key: str) -> None:
+        """Raise LeaseLostError (rolling the write back) unless this replica owns `key`."""
+        if self.fences is not None:
+            await check_fence(conn, self.fences, key)
 
     # --- delivery -----------------------------------------------------------------------
 

@@ -195,3 +195,30 @@ comment_sweeps = sa.Table(
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("retry_at", UtcDateTime(), nullable=True),
 )
+
+# --- several replicas (migration 0005) -----------------------------------------------------
+
+# Who owns each workspace (key = its store key) and the change feed (key = "reverse:<queue>").
+# `epoch` grows by one with every change of owner: every write a tick makes checks it in its
+# own transaction, so a replica that lost its lease while paused can never commit over its
+# successor. Times are the database's clock, so replicas on skewed hosts agree.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("lease_key", sa.String(600), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=True),  # a replica's instance id; NULL: free
+    sa.Column("replica", sa.String(200), nullable=True),  # its name, for people
+    sa.Column("epoch", sa.BigInteger(), nullable=False),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("acquired_at", UtcDateTime(), nullable=True),
+)
+
+# The live replicas of the store, by heartbeat; a row older than the lease TTL is a dead one.
+replicas = sa.Table(
+    "replicas",
+    metadata,
+    sa.Column("owner", sa.String(64), primary_key=True),
+    sa.Column("replica", sa.String(200), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("seen_at", UtcDateTime(), nullable=False),
+)
