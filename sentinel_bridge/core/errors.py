@@ -8,6 +8,10 @@
     ├── AuthError                   no token for one tenant (bad secret, no consent, ...)
     ├── StoreUnreachableError       the store did not answer at start within the retry budget
     ├── StartupStopped              SIGTERM/SIGINT arrived while start-up waited for the store
+    ├── StoreInUseError             another bridge runs on the SQLite file, or its lock cannot
+    │                               be taken: `run` refuses to start (exit code 2)
+    ├── LeaseLostError              another replica owns the workspace now: this one's write
+    │                               is refused (rolled back), its tick ends
     └── RemoteError                 a remote HTTP service said no
         ├── RetriableError          worth another try after a backoff
         │   ├── TransientError      5xx, timeout: this request may work next time
@@ -45,6 +49,15 @@ class PayloadError(BridgeError):
     """A payload that cannot be parsed; it is parked, never dropped."""
 
 
+class LeaseLostError(BridgeError):
+    """This replica no longer holds the lease of `key` at its epoch (it was paused or cut off
+    past the TTL and another replica took over): the write that found out was rolled back."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"the lease of {key} is held by another replica now")
+
+
 class PushPayloadError(BridgeError):
     """A push notification whose body names no workspace; `str()` is the reason, which quotes
     none of the body (a push is untrusted input until it matched a workspace)."""
@@ -77,6 +90,26 @@ class StoreUnreachableError(BridgeError):
 
 class StartupStopped(BridgeError):
     """A stop signal arrived before start-up finished; nothing ran, so nothing is lost."""
+
+
+class StoreInUseError(BridgeError):
+    """`run` on a SQLite store that another process runs the bridge on (see
+    adapters/store/single_replica.py); `str()` names the holder and the file."""
+
+    @classmethod
+    def held(cls, database: str, holder: str) -> StoreInUseError:
+        return cls(
+            f"another sentinel-bridge ({holder}) runs on {database}; a SQLite store serves one"
+            ' replica: stop it, or use PostgreSQL ([store] url = "postgresql+asyncpg://...")'
+            " to run several"
+        )
+
+    @classmethod
+    def unlockable(cls, lock_file: str, reason: str) -> StoreInUseError:
+        return cls(
+            f"cannot lock {lock_file} ({reason}): a SQLite store serves one replica, and the"
+            " bridge runs on it only while it holds this lock"
+        )
 
 
 class RemoteError(BridgeError):
