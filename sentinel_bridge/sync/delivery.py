@@ -133,6 +133,8 @@ class Delivery:
 
         async def deliver(claim: ClaimedItem) -> None:
             async with limiter:
+                if self._lease_running_out(claim):
+                    return
                 if await self._deliver_one(claim.item, report):
                     confirmed.append(claim.item)
 
@@ -145,6 +147,17 @@ class Delivery:
             with anyio.CancelScope(shield=True):
                 await self._store.mark_delivered_many(confirmed)
         return report
+
+    def _lease_running_out(self, claim: ClaimedItem) -> bool:
+        """True when less than half of the claim's lease is left: the PUT might still run when
+        the lease ends and another worker (another replica) claims and sends the same item.
+        Such an item is left to the next claim after its lease (the batch waited too long for
+        a free slot, or this process was paused)."""
+        half = timedelta(seconds=self._options.lease_seconds / 2)
+        if self._clock() < claim.lease_until - half:
+            return False
+        log.debug("outbox lease running out; left for the next claim", **_context(claim.item))
+        return True
 
     async def _sleep_until_due(
         self, idle_seconds: float, stopping: anyio.Event | None = None

@@ -238,3 +238,26 @@ async def test_a_stop_mid_batch_lets_the_batch_finish_and_starts_no_other(store:
     assert await store.outbox_depth() == 2
     # Both left are claimable at once: the stopped worker holds no lease on them.
     assert len(await store.claim_outbox(10, NOW, 60)) == 2
+
+
+async def test_an_item_whose_lease_ran_half_out_before_its_turn_is_not_sent(
+    store: SqlStore,
+) -> None:
+    """A batch that waited (or a paused process) does not PUT what another worker may claim
+    once the lease ends: the item stays in the outbox for the next claim."""
+    queue, now = HeldQueue(), [NOW]
+    await enqueue(store, item("a"), item("b"))
+    worker = Delivery(
+        queue, store, DeliveryOptions(concurrency=1, lease_seconds=60), clock=lambda: now[0]
+    )
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.deliver_batch)
+            await queue.entered.wait()
+            now[0] = NOW + timedelta(seconds=31)  # more than half the lease gone
+            queue.release.set()
+    assert [alert for alert, _ in queue.received] == ["a"]
+    assert await store.outbox_depth() == 1
+    assert [
+        c.item.alert_id for c in await store.claim_outbox(10, NOW + timedelta(minutes=2), 60)
+    ] == ["b"]
