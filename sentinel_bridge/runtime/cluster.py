@@ -196,3 +196,49 @@ class Membership:
             log.warning("could not release leases", error=describe(exc))
         self._held.clear()
         self._changed()
+
+
+class Borrowed:
+    """`run --once` beside running replicas: it takes the leases that are free for one cycle
+    (renewing them while it works) and leaves every workspace a live replica owns to it."""
+
+    def __init__(self, store: ClusterStore, settings: ClusterSettings) -> None:
+        self._store = store
+        self._ttl = settings.lease_ttl_seconds
+        self._renew = settings.renew_seconds
+        self._held: dict[str, int] = {}
+
+    def holds(self, key: str) -> bool:
+        return key in self._held
+
+    def fence(self, key: str) -> tuple[str, int] | None:
+        epoch = self._held.get(key)
+        return None if epoch is None else (self._store.owner, epoch)
+
+    def lost(self, key: str) -> None:
+        self._held.pop(key, None)
+
+    async def borrow(self, keys: Sequence[str]) -> list[str]:
+        """Claim what is free of `keys`; returns the keys another replica holds."""
+        others = []
+        for key in keys:
+            claimed = await self._store.claim(key, self._ttl)
+            if claimed is None:
+                others.append(key)
+            else:
+                self._held[key] = claimed.epoch
+        return others
+
+    async def keep(self, stop: anyio.Event) -> None:
+        """Renew until `stop`, then give everything back."""
+        try:
+            while not stop.is_set():
+                with anyio.move_on_after(self._renew):
+                    await stop.wait()
+                if not stop.is_set():
+                    kept = await self._store.renew(sorted(self._held), self._ttl)
+                    self._held = {k: e for k, e in self._held.items() if k in kept}
+        finally:
+            with anyio.move_on_after(_LEAVE_SECONDS, shield=True):
+                await self._store.release(sorted(self._held))
+            self._held.clear()

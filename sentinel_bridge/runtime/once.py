@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import anyio
 import structlog
 
+from ..adapters.store.cluster import ClusterStore
+from ..adapters.store.engine import is_sqlite
+from ..adapters.store.reverse_store import ReverseSqlStore
 from ..config import Settings
 from ..core.errors import StartupStopped, TlsVerificationError
 from ..core.model import Workspace
 from ..sync.delivery import DeliveryReport
+from ..sync.reverse import PassReport
 from .bridge import Bridge, open_bridge
+from .cluster import REVERSE_KEY, Borrowed
 from .reverse import (
     log_reverse_summary,
     reverse_pass,
@@ -53,28 +60,64 @@ async def _run_once(settings: Settings, shutdown: Shutdown) -> int:
 async def _cycle(bridge: Bridge, stopping: anyio.Event) -> int:
     """Tick every workspace, drain the outbox, one reverse pass; each step but the ticks
     (which finish) ends early once `stopping` is set."""
-    settings = bridge.settings
-    # Room for claims left by a crashed process to expire, and for a few retries after that.
-    drain_seconds = 4 * settings.queue.request_timeout_seconds + 60
     results: dict[str, bool] = {}
 
     async def tick(workspace: Workspace) -> None:
         results[workspace.tenant] = await bridge.tick(workspace)
 
-    async with anyio.create_task_group() as group:
-        for workspace in bridge.workspaces:
-            group.start_soon(tick, workspace)
+    async with borrowed_leases(bridge) as others:
+        workspaces = [w for w in bridge.workspaces if w.key not in others]
+        async with anyio.create_task_group() as group:
+            for workspace in workspaces:
+                group.start_soon(tick, workspace)
+        return await _deliver_and_reverse(bridge, stopping, results, others)
+
+
+async def _deliver_and_reverse(
+    bridge: Bridge, stopping: anyio.Event, results: dict[str, bool], others: list[str]
+) -> int:
+    settings = bridge.settings
+    # Room for claims left by a crashed process to expire, and for a few retries after that.
+    drain_seconds = 4 * settings.queue.request_timeout_seconds + 60
     _raise_if(bridge.tls_failure)
     report = await bridge.delivery.drain(drain_seconds, stopping)
     _raise_if(report.tls_failure)
     left = await bridge.adapters.store.outbox_depth()
-    reverse = await reverse_pass(bridge.reverse, stopping)
+    reverse = PassReport()
+    if bridge.ownership.holds(REVERSE_KEY):
+        reverse = await reverse_pass(bridge.reverse, stopping)
     # The reverse pass reports a failed feed as "unavailable"; the queue kept the cause.
     _raise_if(bridge.adapters.queue.tls_failure)
     failed = sorted(name for name, ok in results.items() if not ok)
     _log_summary(results, report, left, failed)
+    if others:
+        log.info("run once left workspaces to the replicas that own them", leases=others)
     log_reverse_summary(reverse)
     return 0 if not failed and left == 0 and reverse.ok else 1
+
+
+@asynccontextmanager
+async def borrowed_leases(bridge: Bridge) -> AsyncIterator[list[str]]:
+    """On PostgreSQL, the free leases for this cycle (yields the keys live replicas own);
+    on SQLite, nothing to borrow."""
+    store = bridge.adapters.store
+    if is_sqlite(store.engine):
+        yield []
+        return
+    cluster = ClusterStore(store.engine, store.owner, bridge.settings.cluster.replica_name)
+    leases = Borrowed(cluster, bridge.settings.cluster)
+    bridge.ownership = leases
+    store.fences = leases
+    if bridge.reverse is not None and isinstance(bridge.reverse.store, ReverseSqlStore):
+        bridge.reverse.store.fences = leases
+    others = await leases.borrow([w.key for w in bridge.workspaces] + [REVERSE_KEY])
+    done = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(leases.keep, done)
+        try:
+            yield others
+        finally:
+            done.set()
 
 
 def _raise_if(failure: TlsVerificationError | None) -> None:
