@@ -59,8 +59,12 @@ def start_and_settle(
     """The daemon, once both workspaces had their first tick and the push port answers (and
     `settle` more seconds: a push right after a tick waits out the spacing)."""
     daemon = bridge_env.start_daemon(tmp_path / "daemon.log")
-    eventually(lambda: listings(bridge_env) >= 2)
-    eventually(lambda: _answers(url))
+    try:
+        eventually(lambda: listings(bridge_env) >= 2)
+        eventually(lambda: _answers(url))
+    except BaseException:
+        stop(daemon)  # never leave a daemon behind a failed start
+        raise
     time.sleep(settle)
     return daemon
 
