@@ -66,7 +66,7 @@ async def list_changes(settings: Settings, parked: bool, limit: int, as_json: bo
     from ..runtime.wiring import open_adapters
     from ..runtime.workspaces import workspaces_of
 
-    async with open_adapters(settings) as adapters:
+    async with open_adapters(settings, exclusive=False) as adapters:
         reverse = build_reverse(settings, adapters, workspaces_of(settings))
         entries = await reverse.store.journal(None, parked_only=parked, limit=limit)
     _print(entries, as_json)
@@ -79,7 +79,7 @@ async def retry_changes(settings: Settings, change_ids: Sequence[str], every: bo
     from ..runtime.wiring import open_adapters
     from ..runtime.workspaces import workspaces_of
 
-    async with open_adapters(settings) as adapters:
+    async with open_adapters(settings, exclusive=False) as adapters:
         reverse = build_reverse(settings, adapters, workspaces_of(settings))
         entries = await reverse.retry(None if every else list(change_ids))
     missing = set(change_ids) - {entry.change_id for entry in entries}

@@ -4,7 +4,8 @@ and `demo`, from sentinel_bridge_emulator with the `emulator` extra).
 
 Exit codes: 0 success, 1 something failed at run time (including a store that did not answer
 at start), 2 invalid configuration or usage (including a server certificate that does not
-verify against the configured ca_bundle). Both are reported in one line, without a traceback.
+verify against the configured ca_bundle, and `run` on a SQLite store another `run` holds).
+Both are reported in one line, without a traceback.
 Each command's --help says what its codes mean for it (_HELP below), with examples.
 """
 
@@ -23,7 +24,12 @@ import anyio
 
 from .. import __version__
 from ..config import Settings, load_settings, resolve_config_path
-from ..core.errors import ConfigError, StoreUnreachableError, TlsVerificationError
+from ..core.errors import (
+    ConfigError,
+    StoreInUseError,
+    StoreUnreachableError,
+    TlsVerificationError,
+)
 from ..ops.logs import configure_logging
 from ..runtime.wiring import token_provider
 from .changes import add_parser as add_changes_parser
@@ -66,7 +72,10 @@ _HELP: dict[str, _Help] = {
                 "--once: a tick failed, the outbox was not drained, the store did "
                 "not answer\n     in three attempts, or a signal interrupted it",
             ),
-            _CONFIG,
+            (
+                EXIT_CONFIG,
+                f"{_CONFIG[1]},\n     or another bridge runs on the same SQLite store",
+            ),
         ),
         (
             "sentinel-bridge run --config /etc/sentinel-bridge/config.toml",
@@ -323,6 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TlsVerificationError as exc:
         # A trust store that does not fit the server is fixed in the configuration (or the
         # server's certificate), never by running again: exit like an invalid configuration.
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreInUseError as exc:
+        # A second replica on a SQLite file is a deployment mistake: starting again cannot
+        # help while the first runs (systemd does not restart on 2).
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except StoreUnreachableError as exc:

@@ -11,6 +11,7 @@ from ..adapters.http_client import build_http_client
 from ..adapters.queue_http import HttpQueue
 from ..adapters.sentinel import SentinelClient
 from ..adapters.store import SqlStore, upgrade_to_head
+from ..adapters.store.single_replica import single_replica
 from ..config import HttpQueueSettings, QueueSettings, Settings
 from ..core.errors import ConfigError
 from ..core.ports import QueueAdapter, Telemetry
@@ -37,16 +38,22 @@ def token_provider(settings: Settings) -> MsalTokenProvider:
 
 @asynccontextmanager
 async def open_adapters(
-    settings: Settings, migrate: bool = True, wait: StoreWait | None = None
+    settings: Settings, migrate: bool = True, wait: StoreWait | None = None, exclusive: bool = True
 ) -> AsyncIterator[Adapters]:
     """Wait for the store (`wait`, bounded by default), migrate it (idempotent, safe with
-    several replicas) and open every client."""
+    several replicas) and open every client.
+
+    `exclusive` (what runs the bridge): on a SQLite file, first take its single-replica lock,
+    held until the adapters close; StoreInUseError if another process holds it. After the
+    wait, so that a directory that cannot be written yet is waited for like the store."""
     tokens = token_provider(settings)
     telemetry = PrometheusTelemetry()
     await reach_store(settings.store.url, wait or bounded_wait())
-    if migrate:
-        await upgrade_to_head(settings.store.url)
     async with AsyncExitStack() as stack:
+        if exclusive:
+            stack.enter_context(single_replica(settings.store.url))
+        if migrate:
+            await upgrade_to_head(settings.store.url)
         store = SqlStore.open(settings.store.url)
         stack.push_async_callback(store.close)
         source = SentinelClient.from_settings(settings.azure, settings.sync, tokens, telemetry)
