@@ -4,7 +4,9 @@ exit codes, examples), and config.example.toml as the reference of every key."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import socket
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -24,6 +26,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "sync": config.SyncSettings,
     "observability": config.ObservabilitySettings,
     "push": config.PushSettings,
+    "cluster": config.ClusterSettings,
     "tenants": config.SentinelTenantSettings,
 }
 
@@ -101,6 +104,17 @@ def test_example_config_shows_the_real_defaults() -> None:
     assert checked >= 25
     assert 'Default: "sqlite+aiosqlite:///sentinel-bridge.db"' in text
     assert config.StoreSettings().url == "sqlite+aiosqlite:///sentinel-bridge.db"
+
+
+def test_example_config_says_what_the_computed_cluster_defaults_are() -> None:
+    """[cluster] replica_name (host name and pid) and renew_interval_seconds (a third of the
+    TTL) default to computed values: the file shows an example and says how each is made."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert "(default: host name and pid, e.g. vm-1-2345)" in text
+    assert "(default: a third of it)" in text
+    cluster = config.ClusterSettings(lease_ttl_seconds=30)
+    assert cluster.replica_name == f"{socket.gethostname()}-{os.getpid()}"
+    assert cluster.renew_interval_seconds == 10
 
 
 def _shown_values(text: str) -> list[tuple[str, str, object]]:

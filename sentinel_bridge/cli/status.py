@@ -8,6 +8,11 @@ The reverse side comes from the change journal: per workspace the analyst change
 parked (a change belongs to the workspace of its alert), and in total with the cursor in the
 change feed. Its parked changes are the rows `changes list --parked` lists, so the numbers
 agree. Nothing is cut: the table wraps a long error, `--json` has every value as stored.
+
+On PostgreSQL, where several replicas share the work by leases, it also shows which replica
+holds each workspace and the change feed and for how long yet, and the replicas' heartbeats,
+all on the database's clock (adapters/store/cluster_view.py). On SQLite there is one replica
+and no lease: the output has none of this, not even empty fields.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +29,9 @@ import anyio
 from sqlalchemy.engine import make_url
 
 from ..adapters.store import SqlStore
-from ..adapters.store.engine import sqlite_file
+from ..adapters.store.cluster import LeaseRow, reverse_lease
+from ..adapters.store.cluster_view import ClusterView, read_cluster
+from ..adapters.store.engine import is_sqlite, sqlite_file
 from ..adapters.store.reverse_store import ReverseSqlStore
 from ..config import Settings
 from ..core.model import DEFAULT_QUEUE_KEY, Outcome
@@ -33,6 +40,31 @@ from ..runtime.workspaces import workspace_of
 from .table import render
 
 _NOT_CONFIGURED = "(not configured)"
+_REVERSE_LEASE = reverse_lease(DEFAULT_QUEUE_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseStatus:
+    """Who holds a lease (PostgreSQL): a replica's name, or None when it is free or expired."""
+
+    owner: str | None
+    expires_at: str | None  # as stored; of a free lease, when it was released or ran out
+    expires_in_seconds: float | None  # None unless held
+    epoch: int | None  # grows by one per claim; None: never claimed
+
+
+_NEVER_CLAIMED = LeaseStatus(None, None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    """One replica's heartbeat; live: seen within [cluster] lease_ttl_seconds."""
+
+    replica: str
+    started_at: str | None
+    last_seen_at: str | None
+    last_seen_seconds_ago: float
+    live: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +81,7 @@ class StatusRow:
     last_error: str | None
     changes_pending: int = 0  # analyst changes of this workspace's alerts not applied yet
     changes_parked: int = 0  # ... and parked (see `changes list --parked`)
+    lease: LeaseStatus | None = None  # None: SQLite, one replica and no leases
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +97,14 @@ class ReverseStatus:
     # know it): counted in no row, so that rows and these add up to the totals.
     unattributed_pending: int
     unattributed_parked: int
+    lease: LeaseStatus | None = None  # the feed's lease; None: SQLite
 
 
 @dataclass(frozen=True, slots=True)
 class StatusReport:
     workspaces: list[StatusRow]
     reverse: ReverseStatus
+    replicas: list[ReplicaStatus] | None = None  # None: SQLite
 
 
 ChangeCounts = Mapping[tuple[str | None, str], int]
@@ -92,12 +127,51 @@ async def collect_report(settings: Settings, now: datetime | None = None) -> Sta
         states = {state.workspace_key: state for state in await store.workspace_states()}
         counts = await store.change_counts()
         cursor, moved_at = await ReverseSqlStore(store.engine).cursor_moved(DEFAULT_QUEUE_KEY)
+        view = await _cluster_view(store, settings)
     finally:
         await store.close()
     at = now or datetime.now(UTC)
+    leases = None if view is None else lease_statuses(view)
     shown = {workspace_of(tenant).key for tenant in settings.tenants} | set(states)
-    rows = rows_for(settings, states, at, counts)
-    return StatusReport(rows, reverse_status(cursor, moved_at, counts, shown, at))
+    rows = rows_for(settings, states, at, counts, leases)
+    reverse = reverse_status(cursor, moved_at, counts, shown, at)
+    if view is None or leases is None:
+        return StatusReport(rows, reverse)
+    reverse = replace(reverse, lease=leases.get(_REVERSE_LEASE, _NEVER_CLAIMED))
+    return StatusReport(rows, reverse, replica_statuses(view))
+
+
+async def _cluster_view(store: SqlStore, settings: Settings) -> ClusterView | None:
+    """The leases and replicas of a PostgreSQL store; None on SQLite, which has one replica."""
+    if is_sqlite(store.engine):
+        return None
+    return await read_cluster(store.engine, settings.cluster.lease_ttl_seconds)
+
+
+def lease_statuses(view: ClusterView) -> dict[str, LeaseStatus]:
+    """Each lease by its key, the time left measured on the database's clock."""
+    return {row.key: _lease(row, view.now) for row in view.leases}
+
+
+def _lease(row: LeaseRow, now: datetime) -> LeaseStatus:
+    left = None
+    if row.live and row.lease_until is not None:
+        # Read a moment before `now`: a lease live then may be a hair past its end by now.
+        left = round(max(0.0, (row.lease_until - now).total_seconds()), 1)
+    return LeaseStatus(row.replica, _iso(row.lease_until), left, row.epoch)
+
+
+def replica_statuses(view: ClusterView) -> list[ReplicaStatus]:
+    return [
+        ReplicaStatus(
+            replica=row.replica,
+            started_at=_iso(row.started_at),
+            last_seen_at=_iso(row.seen_at),
+            last_seen_seconds_ago=round(max(0.0, (view.now - row.seen_at).total_seconds()), 1),
+            live=row.live,
+        )
+        for row in view.replicas
+    ]
 
 
 def rows_for(
@@ -105,16 +179,23 @@ def rows_for(
     states: dict[str, WorkspaceState],
     now: datetime,
     counts: ChangeCounts | None = None,
+    leases: Mapping[str, LeaseStatus] | None = None,
 ) -> list[StatusRow]:
+    """`leases` None (SQLite): the rows have no lease; else a workspace without one has never
+    been claimed."""
     changes = counts or {}
-    rows: list[StatusRow] = []
+    keyed: list[tuple[str, StatusRow]] = []
     for tenant in settings.tenants:
         key = workspace_of(tenant).key
         state = states.pop(key, None) or WorkspaceState(key, None, None, None)
-        rows.append(_row(tenant.name, tenant.workspace_name, tenant.enabled, state, now, changes))
+        row = _row(tenant.name, tenant.workspace_name, tenant.enabled, state, now, changes)
+        keyed.append((key, row))
     for key, state in sorted(states.items()):
-        rows.append(_row(_NOT_CONFIGURED, key.rsplit("/", 1)[-1], None, state, now, changes))
-    return rows
+        row = _row(_NOT_CONFIGURED, key.rsplit("/", 1)[-1], None, state, now, changes)
+        keyed.append((key, row))
+    if leases is None:
+        return [row for _, row in keyed]
+    return [replace(row, lease=leases.get(key, _NEVER_CLAIMED)) for key, row in keyed]
 
 
 def reverse_status(
@@ -184,18 +265,29 @@ def _require_existing(url: str) -> None:
 
 
 def to_json(report: StatusReport) -> str:
-    """Every value as stored: nothing is shortened for the screen here."""
-    body = {
-        "workspaces": [asdict(row) for row in report.workspaces],
-        "reverse": asdict(report.reverse),
+    """Every value as stored: nothing is shortened for the screen here. A lease is flat in
+    its row (lease_owner, lease_epoch, ...); on SQLite there are no lease or replica fields."""
+    body: dict[str, Any] = {
+        "workspaces": [_flat(asdict(row)) for row in report.workspaces],
+        "reverse": _flat(asdict(report.reverse)),
     }
+    if report.replicas is not None:
+        body["replicas"] = [asdict(replica) for replica in report.replicas]
     return json.dumps(body, indent=2, ensure_ascii=False)
+
+
+def _flat(fields: dict[str, Any]) -> dict[str, Any]:
+    lease = fields.pop("lease")
+    if lease is not None:
+        fields.update({f"lease_{name}": value for name, value in lease.items()})
+    return fields
 
 
 _COLUMNS = (
     ("TENANT", "tenant"),
     ("WORKSPACE", "workspace"),
     ("ENABLED", "enabled"),
+    ("OWNER / LEASE", "lease"),  # PostgreSQL only: see _columns()
     ("LAST OK TICK", "last_success_at"),
     ("CHECKPOINT", "checkpoint"),
     ("LAG", "lag_seconds"),
@@ -211,16 +303,28 @@ _ERROR_WIDTH = 60
 
 
 def to_table(report: StatusReport) -> str:
-    """The workspaces' table (long errors wrapped, never cut), then the reverse side's."""
-    cells = [[title for title, _ in _COLUMNS]]
+    """The workspaces' table (long errors wrapped, never cut), then the reverse side's, then
+    (PostgreSQL) the replicas'."""
+    columns = _columns(report)
+    cells = [[title for title, _ in columns]]
     for row in report.workspaces:
-        cells += _row_cells(row)
-    return render(cells) + "\n\n" + _reverse_table(report.reverse)
+        cells += _row_cells(row, columns)
+    text = render(cells) + "\n\n" + _reverse_table(report.reverse)
+    if report.replicas is not None:
+        text += "\n\n" + _replicas_table(report.replicas)
+    return text
 
 
-def _row_cells(row: StatusRow) -> list[list[str]]:
+def _columns(report: StatusReport) -> tuple[tuple[str, str], ...]:
+    """The lease column only where there are leases: SQLite's table stays as it was."""
+    if report.replicas is not None:
+        return _COLUMNS
+    return tuple(column for column in _COLUMNS if column[1] != "lease")
+
+
+def _row_cells(row: StatusRow, columns: tuple[tuple[str, str], ...]) -> list[list[str]]:
     """The row's cells, then one more line per wrapped piece of its last error."""
-    first = [_cell(name, getattr(row, name)) for _, name in _COLUMNS[:-1]]
+    first = [_cell(name, getattr(row, name)) for _, name in columns[:-1]]
     pieces = _wrapped(row.last_error)
     blank = [""] * len(first)
     return [[*first, pieces[0]], *([*blank, piece] for piece in pieces[1:])]
@@ -242,7 +346,28 @@ def _reverse_table(reverse: ReverseStatus) -> str:
     age = None if reverse.cursor_age_seconds is None else _duration(reverse.cursor_age_seconds)
     header = ["REVERSE CURSOR", "MOVED AT", "AGE", "CHANGES PENDING", "CHANGES PARKED"]
     values = [reverse.cursor or "(start)", reverse.cursor_moved_at, age, pending, parked]
-    return render([header, [value or "-" for value in values]])
+    table = render([header, [value or "-" for value in values]])
+    if reverse.lease is None:
+        return table
+    return table + f"\nchange feed lease ({_REVERSE_LEASE}): {_holder(reverse.lease)}"
+
+
+def _replicas_table(replicas: list[ReplicaStatus]) -> str:
+    cells = [["REPLICA", "STARTED AT", "LAST SEEN", "LIVE"]]
+    for replica in replicas:
+        seen = f"{_duration(replica.last_seen_seconds_ago)} ago"
+        live = "yes" if replica.live else "no"
+        cells.append([replica.replica, replica.started_at or "-", seen, live])
+    if not replicas:
+        cells.append(["(none has run)", "-", "-", "-"])
+    return render(cells)
+
+
+def _holder(lease: LeaseStatus) -> str:
+    """`vm-1-2345 (expires in 9s)`, or `-` for a lease that is free or ran out."""
+    if lease.owner is None or lease.expires_in_seconds is None:
+        return "-"
+    return f"{lease.owner} (expires in {_duration(lease.expires_in_seconds)})"
 
 
 def _cell(name: str, value: Any) -> str:
@@ -252,6 +377,8 @@ def _cell(name: str, value: Any) -> str:
         return "yes" if value else "no"
     if name == "lag_seconds":
         return _duration(float(value))
+    if isinstance(value, LeaseStatus):
+        return _holder(value)
     return str(value)
 
 

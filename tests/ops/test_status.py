@@ -183,6 +183,21 @@ def test_parked_changes_agree_with_changes_list_parked(
     assert (contoso["changes_parked"], contoso["changes_pending"]) == (1, 1)
 
 
+def test_sqlite_shows_no_leases_and_no_replicas(
+    configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One replica on SQLite: no lease column or line, no replicas table, no such fields."""
+    assert main(["status", "--config", str(configured)]) == 0
+    out = capsys.readouterr().out
+    assert "OWNER" not in out and "lease" not in out and "REPLICA" not in out
+    assert len(out.rstrip("\n").split("\n\n")) == 2
+    assert main(["status", "--json", "--config", str(configured)]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert set(body) == {"workspaces", "reverse"}
+    fields = [*body["reverse"], *(name for row in body["workspaces"] for name in row)]
+    assert not [name for name in fields if name.startswith("lease")]
+
+
 @pytest.fixture
 async def failing(tmp_path: Path) -> Path:
     db = tmp_path / "bridge.db"
