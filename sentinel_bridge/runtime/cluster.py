@@ -100,11 +100,12 @@ class Membership:
     async def run(self, stop: anyio.Event) -> None:
         """Rounds until `stop`, then release everything (bounded, even when cancelled)."""
         stop_listening = await self._listen()
+        announced = False
         try:
-            await self._store.heartbeat()
-            await self._store.announce()
             while not stop.is_set():
-                await self._round_logged()
+                if await self._round_logged() and not announced:
+                    # Joined: the others hand over this replica's share now, not next round.
+                    announced = await self._announce()
                 await self._pause(stop)
         finally:
             with anyio.move_on_after(_LEAVE_SECONDS, shield=True):
@@ -122,11 +123,20 @@ class Membership:
         for key in steps.claim:
             await self._claim(key)
 
-    async def _round_logged(self) -> None:
+    async def _round_logged(self) -> bool:
         try:
             await self.round()
         except Exception as exc:  # the store may be down: the fences keep writes safe
             log.warning("lease round failed", error=describe(exc), replica=self._store.replica)
+            return False
+        return True
+
+    async def _announce(self) -> bool:
+        try:
+            await self._store.announce()
+        except Exception as exc:  # the others rebalance at their next round instead
+            log.warning("cannot announce this replica", error=describe(exc))
+        return True
 
     async def _renew_held(self) -> None:
         kept = await self._store.renew(sorted(self._held), self._ttl)
