@@ -62,17 +62,22 @@ class Bridge:
             return True
         self.ticking.add(workspace.key)
         try:
-            with structlog.contextvars.bound_contextvars(**workspace.log_context()):
-                return await self._tick(workspace)
+            return await self._tick(workspace)
         except LeaseLostError:
             # Paused or cut off past the lease: the successor goes on from what was committed.
-            log.warning("tick abandoned: another replica owns the workspace now")
+            log.warning(
+                "tick abandoned: another replica owns the workspace now", **workspace.log_context()
+            )
             self.ownership.lost(workspace.key)
             return False
         finally:
             self.ticking.discard(workspace.key)
 
     async def _tick(self, workspace: Workspace) -> bool:
+        with structlog.contextvars.bound_contextvars(**workspace.log_context()):
+            return await self._tick_bound(workspace)
+
+    async def _tick_bound(self, workspace: Workspace) -> bool:
         started = time.monotonic()
         try:
             report = await self.forward.tick(workspace)

@@ -79,9 +79,9 @@ async def test_a_tick_that_lost_its_lease_ends_without_recording_a_failure() -> 
     with capture_logs() as logs:
         assert await bridge(forward, store, owner).tick(WS) is False
     assert owner.dropped == [WS.key] and store.recorded == []
-    assert [e["event"] for e in logs if e["log_level"] in ("warning", "error")] == [
-        "tick abandoned: another replica owns the workspace now"
-    ]
+    [line] = [e for e in logs if e["log_level"] in ("warning", "error")]
+    assert line["event"] == "tick abandoned: another replica owns the workspace now"
+    assert (line["tenant"], line["workspace"]) == (WS.tenant, WS.name)
 
 
 async def test_any_other_failure_is_still_a_failed_tick() -> None:

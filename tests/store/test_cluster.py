@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 
 import anyio
 import pytest
+import sqlalchemy as sa
 
-from sentinel_bridge.adapters.store.cluster import ClusterStore, lease_rows
+from sentinel_bridge.adapters.store.cluster import ClusterStore, check_fence, lease_rows
 from sentinel_bridge.adapters.store.migrate import upgrade_to_head
 from sentinel_bridge.adapters.store.reverse_store import ReverseSqlStore
 from sentinel_bridge.adapters.store.sql_store import SqlStore
@@ -224,3 +225,21 @@ async def test_a_handover_waits_for_the_tick_in_progress(stores: list[SqlStore])
     await first.round()
     await second.round()
     assert len(first.held) == 3 and len(second.held) == 3
+
+
+async def test_a_frozen_fenced_transaction_does_not_stall_other_replicas_claims(
+    stores: list[SqlStore],
+) -> None:
+    """A replica frozen between its fence check and COMMIT holds the lease row: another
+    replica's claim gives up within its lock timeout instead of waiting forever."""
+    a, b = cluster(stores[0], "a"), cluster(stores[1], "b")
+    claimed = await a.claim("ws", ttl=0.2)
+    assert claimed is not None
+    await anyio.sleep(0.4)  # expired: b may take it over, were the row not locked
+    async with stores[0].engine.connect() as frozen:
+        await frozen.begin()
+        await check_fence(frozen, Held(a.owner, {"ws": claimed.epoch}), "ws")  # FOR SHARE
+        with anyio.fail_after(5), pytest.raises(sa.exc.DBAPIError, match="lock timeout"):
+            await b.claim("ws", ttl=30)
+        await frozen.rollback()
+    assert await b.claim("ws", ttl=30) is not None  # once the lock is gone

@@ -12,7 +12,8 @@ hosts' clocks may disagree, the one database does not.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,6 +27,9 @@ from ...core.model import Holding
 from .tables import leases, replicas
 
 CHANNEL = "sentinel_bridge_leases"
+# A lease statement that waits longer than this for a row lock gives up (the round is retried):
+# a replica frozen inside a fenced transaction must not stall every other replica's rounds.
+_LOCK_TIMEOUT = "1s"
 _REVERSE_PREFIX = "reverse:"
 _NOW = sa.func.clock_timestamp()
 
@@ -90,6 +94,13 @@ class ClusterStore:
     def engine(self) -> AsyncEngine:
         return self._engine
 
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction whose lock waits are bounded (`_LOCK_TIMEOUT`)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'"))
+            yield conn
+
     async def heartbeat(self) -> None:
         """This replica is alive now (its row is created on the first beat)."""
         values = {"owner": self.owner, "replica": self.replica}
@@ -97,7 +108,7 @@ class ClusterStore:
         statement = statement.on_conflict_do_update(
             index_elements=[replicas.c.owner], set_={"seen_at": _NOW}
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(statement)
 
     async def live_replicas(self, ttl: float) -> list[str]:
@@ -147,7 +158,7 @@ class ClusterStore:
             },
             where=sa.or_(leases.c.owner.is_(None), leases.c.lease_until <= _NOW),
         ).returning(leases.c.epoch, previous.label("previous"))
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             row = (await conn.execute(upsert)).first()
         if row is None:
             return None
@@ -164,7 +175,7 @@ class ClusterStore:
             .values(lease_until=_NOW + _seconds(ttl))
             .returning(leases.c.lease_key)
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             return {str(key) for key in await conn.scalars(statement)}
 
     async def release(self, keys: Sequence[str]) -> None:
@@ -176,13 +187,13 @@ class ClusterStore:
             .where(leases.c.lease_key.in_(list(keys)), leases.c.owner == self.owner)
             .values(owner=None, replica=None, lease_until=_NOW)
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(statement)
             await notify(conn, "released")
 
     async def leave(self) -> None:
         """A stopping replica: every lease free, its heartbeat gone, the others told."""
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(
                 sa.update(leases)
                 .where(leases.c.owner == self.owner)

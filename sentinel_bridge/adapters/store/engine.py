@@ -22,6 +22,7 @@ log = structlog.get_logger(__name__)
 # Execution option naming how a SQLite transaction begins; see `writer()`.
 _BEGIN = "sentinel_bridge_begin"
 _BUSY_TIMEOUT_MS = 30_000
+_IDLE_IN_TRANSACTION_MS = "10000"
 # Closing the pool gives up after this: a database server that does not answer any more must
 # not keep the process from exiting.
 _DISPOSE_SECONDS = 5.0
@@ -38,8 +39,13 @@ def create_engine(url: str | URL) -> AsyncEngine:
     """An async engine for `url`; SQLite files get their parent directory and pragmas."""
     sa_url = make_url(url)
     if sa_url.get_backend_name() != "sqlite":
-        # pre-ping: a PostgreSQL failover or idle-timeout must not fail the next tick.
-        return create_async_engine(sa_url, pool_pre_ping=True)
+        # pre-ping: a PostgreSQL failover or idle-timeout must not fail the next tick. A
+        # session idle inside a transaction this long belongs to a frozen (paused, cut off)
+        # process: the server ends it, so its row locks (a lease's fence) do not hold up the
+        # replicas taking over. The bridge's own transactions never sit idle that long.
+        settings = {"idle_in_transaction_session_timeout": _IDLE_IN_TRANSACTION_MS}
+        connect_args = {"server_settings": settings}
+        return create_async_engine(sa_url, pool_pre_ping=True, connect_args=connect_args)
     _make_parent_dir(sa_url)
     engine = create_async_engine(sa_url)
     event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
