@@ -2,7 +2,9 @@
 
 PUT /v1/alerts/{id} answers 201 / 200 / 409 by revision; /v1/changes serves analyst actions
 oldest first behind an opaque cursor. Every alert PUT is logged, so tests can count creates
-per alert id (duplicates) and see updates.
+per alert id (duplicates) and see updates; a client that calls through `/_client/{name}/`
+under the prefix (see queue_http.py) is named in the log, so tests can tell several bridge
+replicas apart.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ MAX_CHANGES_LIMIT = 1000
 
 @dataclass(frozen=True, slots=True)
 class PutRecord:
-    """One alert PUT as received: which alert, which revision, what was answered."""
+    """One alert PUT as received: which alert, which revision, what was answered, and the
+    client's name when it called through `/_client/{name}/` (None otherwise)."""
 
     alert_id: str
     revision: str | None
     status: int
     at: float
+    client: str | None = None
 
 
 class QueueEmulator:
@@ -165,11 +169,13 @@ class QueueEmulator:
 
     # -- the contract's operations ----------------------------------------------------------------
 
-    def put_alert(self, alert_id: str, body: Any) -> tuple[int, JsonObject]:
+    def put_alert(
+        self, alert_id: str, body: Any, client: str | None = None
+    ) -> tuple[int, JsonObject]:
         """201 created, 200 updated (same or newer revision), 409 older than held, 400 bad."""
         revision, problem = _revision(body)
         if revision is None:
-            self.log_put(alert_id, None, 400)
+            self.log_put(alert_id, None, 400, client)
             return 400, error_body(400, problem, "bad_request")
         with self.lock:
             held = self._revisions.get(alert_id)
@@ -184,12 +190,15 @@ class QueueEmulator:
                 status = 201 if held is None else 200
                 self._store(alert_id, body, revision, echo=held is not None)
                 answer = {"alert_id": alert_id, "revision": body["revision"]}
-            self._log.append(PutRecord(alert_id, str(body["revision"]), status, time.time()))
+            record = PutRecord(alert_id, str(body["revision"]), status, time.time(), client)
+            self._log.append(record)
         return status, answer
 
-    def log_put(self, alert_id: str, revision: str | None, status: int) -> None:
+    def log_put(
+        self, alert_id: str, revision: str | None, status: int, client: str | None = None
+    ) -> None:
         with self.lock:
-            self._log.append(PutRecord(alert_id, revision, status, time.time()))
+            self._log.append(PutRecord(alert_id, revision, status, time.time(), client))
 
     def _store(self, alert_id: str, body: JsonObject, revision: datetime, echo: bool) -> None:
         previous = self._alerts.get(alert_id)

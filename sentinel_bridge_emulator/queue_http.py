@@ -1,4 +1,9 @@
-"""HTTP front of the central queue contract v1, under a configurable path prefix."""
+"""HTTP front of the central queue contract v1, under a configurable path prefix.
+
+The same routes also answer under `{prefix}/_client/{name}/`: a test gives each bridge
+replica its own queue URL that way, and the PUT log names the replica that sent each PUT
+(the bridge's requests carry nothing else that tells replicas apart).
+"""
 
 from __future__ import annotations
 
@@ -27,10 +32,15 @@ class QueueService:
     def app(self, prefix: str) -> Starlette:
         base = "/" + prefix.strip("/") if prefix.strip("/") else ""
         return Starlette(routes=[
-            Route(f"{base}/v1/alerts/{{alert_id}}", self._counted(self.put_alert), methods=["PUT"]),
-            Route(f"{base}/v1/alerts/{{alert_id}}/comments/{{comment_id}}",
-                  self._counted(self.put_comment), methods=["PUT"]),
-            Route(f"{base}/v1/changes", self._counted(self.changes), methods=["GET"]),
+            route
+            for root in (base, f"{base}/_client/{{client}}")
+            for route in (
+                Route(f"{root}/v1/alerts/{{alert_id}}", self._counted(self.put_alert),
+                      methods=["PUT"]),
+                Route(f"{root}/v1/alerts/{{alert_id}}/comments/{{comment_id}}",
+                      self._counted(self.put_comment), methods=["PUT"]),
+                Route(f"{root}/v1/changes", self._counted(self.changes), methods=["GET"]),
+            )
         ])  # fmt: skip
 
     def _counted(self, endpoint: Endpoint) -> Endpoint:
@@ -57,7 +67,9 @@ class QueueService:
             and "alert_id" in request.path_params
             and ("comment_id" not in request.path_params)
         ):
-            self.queue.log_put(request.path_params["alert_id"], None, response.status_code)
+            self.queue.log_put(
+                request.path_params["alert_id"], None, response.status_code, _client(request)
+            )
         return response
 
     def _authorised(self, request: Request) -> bool:
@@ -67,7 +79,9 @@ class QueueService:
 
     async def put_alert(self, request: Request) -> Response:
         ok, body = await json_body(request)
-        status, answer = self.queue.put_alert(request.path_params["alert_id"], body if ok else None)
+        status, answer = self.queue.put_alert(
+            request.path_params["alert_id"], body if ok else None, _client(request)
+        )
         return json_response(status, answer)
 
     async def put_comment(self, request: Request) -> Response:
@@ -86,3 +100,9 @@ class QueueService:
         except ValueError as error:
             return error_response(400, "bad_request", str(error))
         return json_response(200, page)
+
+
+def _client(request: Request) -> str | None:
+    """The name a client called through `/_client/{name}/` with, if it did."""
+    name = request.path_params.get("client")
+    return str(name) if name is not None else None

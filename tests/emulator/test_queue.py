@@ -131,3 +131,23 @@ async def test_queue_faults(queue: Queue, emu: Emulator) -> None:
     assert answers == [503, 503, 201]
     assert [r.status for r in emu.queue.put_log] == [503, 503, 201]
     assert emu.stats.queue_requests == {503: 2, 201: 1}
+
+
+async def test_put_log_names_the_client_of_a_client_url(
+    queue: Queue, emu: Emulator, client: httpx.AsyncClient
+) -> None:
+    """Under `/_client/{name}/` the routes answer as at the root and the PUT log names the
+    client (also for a refused PUT); at the root it names none."""
+    named = f"{queue.url}/_client/replica-2"
+    await queue.put(ALERT, _alert("2024-05-01T10:00:00Z"))
+    created = await client.put(
+        f"{named}/v1/alerts/{ALERT}", json=_alert("2024-05-01T11:00:00Z"), headers=queue.headers
+    )
+    refused = await client.put(f"{named}/v1/alerts/{ALERT}", json=_alert("2024-05-01T12:00:00Z"))
+    changes = await client.get(f"{named}/v1/changes", headers=queue.headers)
+    assert (created.status_code, refused.status_code, changes.status_code) == (200, 401, 200)
+    assert [(r.status, r.client) for r in emu.queue.put_log] == [
+        (201, None),
+        (200, "replica-2"),
+        (401, "replica-2"),
+    ]
