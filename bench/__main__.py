@@ -4,7 +4,9 @@
 executable to measure, e.g. an older checkout's), `--scenario idle|busy|outage|unreachable`
 (repeatable) and `--save DIR` (keep each scenario's lines there). `push` also takes
 `--tenants N`, `--poll-seconds S`, `--every-seconds S` (one incident per tenant per S on
-average), `--measure-seconds S` and `--seed N`.
+average), `--measure-seconds S` and `--seed N`. `failover` (several replicas on PostgreSQL, not
+part of `all`) takes `--ttl S`, `--kills N`, `--poll-seconds S` (of the failover part),
+`--measure-seconds S` (of the ARM cost part), `--seed N` and `--pg-url URL`.
 """
 
 from __future__ import annotations
@@ -18,18 +20,33 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .common import Row, table
 from .logs import SCENARIOS
 
-_QUICK = {
+_QUICK: dict[str, dict[str, Any]] = {
     "backlog": {"tenants": 4, "per_tenant": 300},
     "raw": {"tenants": 4, "per_tenant": 250},
     "steady": {"tenants": 50, "warmup_seconds": 20, "measure_seconds": 30, "poll_seconds": 10},
     "push": {"tenants": 20, "every_seconds": 40, "measure_seconds": 30, "poll_seconds": 20},
-}
+    "failover": {"workspaces": 4, "ttl": 3.0, "kills": 5, "measure_seconds": 30.0,
+                 "arm_poll_seconds": 5.0},
+}  # fmt: skip
 # The options of `push`, by keyword argument of bench.push.run.
 _PUSH_OPTIONS = ("tenants", "poll_seconds", "every_seconds", "measure_seconds", "seed")
+_CHOICES = (
+    "all", "backlog", "raw", "raw-no-enrich", "steady", "reverse", "push", "logs", "failover",
+)  # fmt: skip
+# The options of `failover`: argument name -> keyword argument of bench.failover.run.
+_FAILOVER_OPTIONS = {
+    "ttl": "ttl",
+    "kills": "kills",
+    "poll_seconds": "poll_seconds",
+    "measure_seconds": "measure_seconds",
+    "seed": "seed",
+    "pg_url": "server",
+}
 
 
 def _machine() -> str:
@@ -63,6 +80,15 @@ def _run(name: str, quick: bool, args: argparse.Namespace) -> list[Row]:
 
         given = {key: getattr(args, key) for key in _PUSH_OPTIONS if getattr(args, key) is not None}
         return push(**{**(_QUICK["push"] if quick else {}), **given})
+    if name == "failover":
+        from .failover import run as failover
+
+        given = {
+            keyword: getattr(args, option)
+            for option, keyword in _FAILOVER_OPTIONS.items()
+            if getattr(args, option) is not None
+        }
+        return failover(**{**(_QUICK["failover"] if quick else {}), **given})
     if importlib.util.find_spec(f"bench.{name}") is None:
         return [Row(name, "not available", "module missing")]
     module = importlib.import_module(f"bench.{name}")
@@ -83,11 +109,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _lease_ttl(text: str) -> float:
+    value = _positive(text)
+    if value < 3:
+        raise argparse.ArgumentTypeError(f"the bridge's lease TTL is at least 3 s: {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
         "which",
-        choices=["all", "backlog", "raw", "raw-no-enrich", "steady", "reverse", "push", "logs"],
+        choices=[*_CHOICES],
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the rig")
     parser.add_argument("--duration", type=float, help="logs: seconds measured per scenario")
@@ -95,12 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", help="logs: a directory to keep each scenario's lines in")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="logs: only these")
     parser.add_argument("--tenants", type=_positive_int, help="push: tenants (100)")
-    parser.add_argument("--poll-seconds", type=_positive, help="push: poll interval (60)")
+    parser.add_argument(
+        "--poll-seconds", type=_positive, help="push: poll interval (60); failover: (1)"
+    )
     parser.add_argument(
         "--every-seconds", type=_positive, help="push: 1 incident per tenant per S (120)"
     )
-    parser.add_argument("--measure-seconds", type=_positive, help="push: window measured (120)")
+    parser.add_argument(
+        "--measure-seconds", type=_positive, help="push, failover: window measured (120)"
+    )
     parser.add_argument("--seed", type=int, help="push: seed of the arrival schedule (13)")
+    parser.add_argument("--ttl", type=_lease_ttl, help="failover: lease TTL, s (15, min 3)")
+    parser.add_argument("--kills", type=_positive_int, help="failover: SIGKILLs measured (20)")
+    parser.add_argument("--pg-url", help="failover: PostgreSQL server (postgresql+asyncpg://...)")
     args = parser.parse_args(argv)
     names = ["backlog", "raw", "steady", "reverse", "push"] if args.which == "all" else [args.which]
     print(f"machine: {_machine()}", flush=True)
