@@ -11,6 +11,7 @@ from datetime import timedelta
 import anyio
 import structlog
 
+from ..adapters.store.reverse_store import ReverseSqlStore
 from ..config import Settings
 from ..core.clock import utc_now
 from ..core.errors import LeaseLostError, TlsVerificationError, describe
@@ -20,7 +21,7 @@ from ..sync.delivery import Delivery, DeliveryOptions
 from ..sync.forward import ForwardOptions, ForwardSync, TickReport
 from ..sync.log_summary import WorkspaceSummaries
 from ..sync.reverse import ReverseSync
-from .cluster import Ownership, Solo
+from .cluster import FencedOwnership, Ownership, Solo
 from .reverse import (
     build_reverse,
     item_budget,
@@ -54,6 +55,14 @@ class Bridge:
         self.health = TickHealth(
             self.settings.sync.poll_interval_seconds, telemetry=self.adapters.telemetry
         )
+
+    def own_with(self, ownership: FencedOwnership) -> None:
+        """Work only on what `ownership` holds, and fence the store's tick writes and the
+        change-feed cursor by its leases (several replicas on PostgreSQL)."""
+        self.ownership = ownership
+        self.adapters.store.fences = ownership
+        if self.reverse is not None and isinstance(self.reverse.store, ReverseSqlStore):
+            self.reverse.store.fences = ownership
 
     async def tick(self, workspace: Workspace) -> bool:
         """One forward tick, isolated: an error is logged and recorded, never raised. A

@@ -39,6 +39,12 @@ class Ownership(Protocol):
         ...
 
 
+class FencedOwnership(Ownership, Protocol):
+    """Ownership by leases: what the store's fenced writes check (`adapters.store.cluster`)."""
+
+    def fence(self, key: str) -> tuple[str, int] | None: ...
+
+
 class Solo:
     """One replica on a SQLite store: every workspace and the feed are its own."""
 

@@ -14,7 +14,6 @@ from anyio.abc import TaskGroup
 
 from ..adapters.store.cluster import ClusterStore
 from ..adapters.store.engine import is_sqlite
-from ..adapters.store.reverse_store import ReverseSqlStore
 from .bridge import Bridge
 from .cluster import REVERSE_KEY, Membership
 from .shutdown import start_tracked
@@ -50,9 +49,7 @@ def start_leases(bridge: Bridge, daemon: Daemon, group: TaskGroup) -> RunningLea
     )
     membership.on_claimed = daemon.loops.trigger
     membership.on_change = lambda _held: daemon.expect_owned()
-    bridge.ownership = daemon.ownership = membership
-    store.fences = membership
-    if bridge.reverse is not None and isinstance(bridge.reverse.store, ReverseSqlStore):
-        bridge.reverse.store.fences = membership
+    bridge.own_with(membership)
+    daemon.ownership = membership
     running.done = start_tracked(group, membership.run, running.stop_event)
     return running

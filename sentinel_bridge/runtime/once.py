@@ -11,7 +11,6 @@ import structlog
 
 from ..adapters.store.cluster import ClusterStore
 from ..adapters.store.engine import is_sqlite
-from ..adapters.store.reverse_store import ReverseSqlStore
 from ..config import Settings
 from ..core.errors import StartupStopped, TlsVerificationError
 from ..core.model import Workspace
@@ -106,10 +105,7 @@ async def borrowed_leases(bridge: Bridge) -> AsyncIterator[list[str]]:
         return
     cluster = ClusterStore(store.engine, store.owner, bridge.settings.cluster.replica_name)
     leases = Borrowed(cluster, bridge.settings.cluster)
-    bridge.ownership = leases
-    store.fences = leases
-    if bridge.reverse is not None and isinstance(bridge.reverse.store, ReverseSqlStore):
-        bridge.reverse.store.fences = leases
+    bridge.own_with(leases)
     others = await leases.borrow([w.key for w in bridge.workspaces] + [REVERSE_KEY])
     done = anyio.Event()
     async with anyio.create_task_group() as group:
