@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from ..sync.stopping import wait_any
+
 
 class Wake:
     """A request to run one loop again soon, debounced.
@@ -40,8 +42,10 @@ class Wake:
             self._event = anyio.Event()
         return self.served
 
-    async def wait(self) -> None:
-        await self._event.wait()
+    @property
+    def event(self) -> anyio.Event:
+        """Set once a request is pending (a run's start replaces it with a fresh one)."""
+        return self._event
 
 
 async def every(
@@ -83,12 +87,4 @@ async def _until_next(
 async def first_of(stop: anyio.Event, wake: Wake | None, *, seconds: float) -> None:
     """Return after `seconds`, or as soon as `stop` is set or `wake` is requested."""
     with anyio.move_on_after(max(0.0, seconds)):
-        async with anyio.create_task_group() as group:
-
-            async def until(event: Callable[[], Awaitable[object]]) -> None:
-                await event()
-                group.cancel_scope.cancel()
-
-            group.start_soon(until, stop.wait)
-            if wake is not None:
-                group.start_soon(until, wake.wait)
+        await wait_any(stop, None if wake is None else wake.event)

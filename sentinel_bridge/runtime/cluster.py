@@ -23,6 +23,7 @@ from ..core.errors import describe
 from ..core.model import DEFAULT_QUEUE_KEY
 from ..core.ports import Telemetry
 from ..sync.ownership import plan
+from ..sync.stopping import wait_any
 
 log = structlog.get_logger(__name__)
 
@@ -184,15 +185,7 @@ class Membership:
 
     async def _pause(self, stop: anyio.Event) -> None:
         with anyio.move_on_after(self._renew):
-            async with anyio.create_task_group() as group:
-
-                async def stopped() -> None:
-                    await stop.wait()
-                    group.cancel_scope.cancel()
-
-                group.start_soon(stopped)
-                await self._wake.wait()
-                group.cancel_scope.cancel()
+            await wait_any(stop, self._wake)
         self._wake = anyio.Event()
 
     async def _listen(self) -> Callable[[], Awaitable[None]] | None:
