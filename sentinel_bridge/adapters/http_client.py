@@ -8,33 +8,40 @@ import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import certifi
 import httpx
 
 from ..core.errors import TlsVerificationError
+from .aiohttp_transport import AiohttpTransport, ConnectionLimits
 
-# Keep every connection the concurrency can use alive: with httpx's default of 20 idle
-# connections, concurrent enrichment closed and re-opened TLS connections all the time, and
-# the handshakes were a large share of the bridge's CPU time. Idle connections expire before
-# the servers' usual keep-alive timeouts would close them under us.
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=30)
+# Keep every connection the concurrency can use alive: re-opening TLS connections under
+# concurrent enrichment was once a large share of the bridge's CPU time.
+_LIMITS = ConnectionLimits(total=100, keepalive_seconds=30)
 
 
 def build_http_client(ca_bundle: Path | None, timeout: float) -> httpx.AsyncClient:
-    """TLS trust from `ca_bundle` (or the default store), never from SSL_CERT_FILE or proxy
-    variables; no redirects, so a bearer token cannot be carried to another host by a 3xx."""
-    verify: ssl.SSLContext | bool = _tls_context(str(ca_bundle)) if ca_bundle else True
+    """TLS trust from `ca_bundle` (or certifi's store), never from SSL_CERT_FILE or proxy
+    variables; no redirects, so a bearer token cannot be carried to another host by a 3xx.
+
+    The bytes move over aiohttp (adapters/aiohttp_transport.py); httpx stays the API."""
+    tls = _tls_context(str(ca_bundle) if ca_bundle else certifi.where())
     return httpx.AsyncClient(
-        verify=verify,
+        transport=_transport(tls),
         timeout=timeout,
         trust_env=False,
         follow_redirects=False,
-        limits=_LIMITS,
     )
+
+
+def _transport(tls: ssl.SSLContext) -> httpx.AsyncBaseTransport:
+    return AiohttpTransport(tls, _LIMITS)
 
 
 @functools.lru_cache(maxsize=8)
 def _tls_context(ca_bundle: str) -> ssl.SSLContext:
-    """One context per CA bundle, shared by every client: each costs memory and a file read."""
+    """One context per CA bundle, shared by every client: each costs memory and a file read.
+    `cafile` only: the default paths (and the SSL_CERT_FILE / SSL_CERT_DIR they read) are
+    never loaded."""
     return ssl.create_default_context(cafile=ca_bundle)
 
 
@@ -59,9 +66,12 @@ def cert_verify_failure(exc: BaseException) -> str | None:
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
+        # aiohttp's ClientConnectorCertificateError passes for one (ssl.CertificateError is
+        # an alias) without OpenSSL's fields; the real one is its `certificate_error`.
+        if isinstance(current, ssl.SSLCertVerificationError) and hasattr(current, "verify_message"):
             return str(current.verify_message or current.reason or "verification failed")
         pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        pending.append(getattr(current, "certificate_error", None))
         pending.extend(current.args)
     if "CERTIFICATE_VERIFY_FAILED" in str(exc):
         match = _VERIFY_TEXT.search(str(exc))

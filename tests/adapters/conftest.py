@@ -7,13 +7,27 @@ import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import respx
 import trustme
 
+from sentinel_bridge.adapters import http_client
 from sentinel_bridge.adapters.sentinel import SentinelClient
 
 from .helpers import FakeTokens, InstantClock, RecordingTelemetry, make_client
+
+
+@pytest.fixture(autouse=True)
+def httpcore_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """respx intercepts httpx's own transport: these unit tests of one adapter run on it. The
+    transport under the daemon (aiohttp) is tested over sockets in tests/transport/ and by
+    every end-to-end test."""
+
+    def transport(tls: ssl.SSLContext) -> httpx.AsyncBaseTransport:
+        return httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
+
+    monkeypatch.setattr(http_client, "_transport", transport)
 
 
 @pytest.fixture

@@ -33,7 +33,6 @@ from .comments import source_comment
 from .http import ArmHttp
 from .paging import IncidentListing, NextLinkCheck, with_api_version
 from .parse import format_arm_time, parse_incident
-from .pools import SubscriptionPools
 from .retry import RetryPolicy
 from .throttle import Kind
 from .updates import incident_body
@@ -66,17 +65,11 @@ class SentinelClient:
         self._max_pages = max_pages
         self._owns_http = http is None
         self._http_client = http or build_http_client(ca_bundle, timeout)
-        self._pools = (
-            SubscriptionPools(lambda: build_http_client(ca_bundle, timeout))
-            if http is None
-            else None
-        )
         self._http = ArmHttp(
             self._http_client,
             tokens,
             retry or RetryPolicy(),
             clock or Clock(),
-            self._pools,
             telemetry,
         )
 
@@ -101,8 +94,6 @@ class SentinelClient:
         )
 
     async def aclose(self) -> None:
-        if self._pools is not None:
-            await self._pools.aclose()
         if self._owns_http:
             await self._http_client.aclose()
 

@@ -10,7 +10,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import httpx
+import orjson
 import structlog
 
 from ...core.errors import (
@@ -32,7 +34,6 @@ from ..auth import BearerAuth, TokenProvider
 from ..http_client import tls_verification_error
 from ..retry_after import parse_retry_after
 from .clock import Clock
-from .pools import SubscriptionPools
 from .retry import RetryPolicy
 from .throttle import Kind, ThrottleGate, ThrottleGates
 from .workspace import subscription_of
@@ -50,6 +51,11 @@ _MESSAGE_CHARS = 300
 # way every time, so it is a TlsVerificationError at once, naming `[azure] ca_bundle`.
 _NO_ANSWER = httpx.RequestError
 
+# Requests in flight per subscription: one tenant's backlog cannot hold every connection of the
+# client, so the other subscriptions' ticks still get theirs.
+PER_SUBSCRIPTION = 32
+_JSON = {"Content-Type": "application/json"}
+
 
 class ArmHttp:
     """Sends ARM requests for any workspace; shared by every workspace of one client."""
@@ -60,12 +66,13 @@ class ArmHttp:
         tokens: TokenProvider,
         policy: RetryPolicy,
         clock: Clock,
-        pools: SubscriptionPools | None = None,
         telemetry: Telemetry | None = None,
+        per_subscription: int = PER_SUBSCRIPTION,
     ) -> None:
         self._telemetry = telemetry or NoTelemetry()
         self._client = client
-        self._pools = pools  # when set, each subscription gets its own connection pool
+        self._per_subscription = per_subscription
+        self._in_flight: dict[str, anyio.Semaphore] = {}
         self._tokens = tokens
         self._policy = policy
         self._clock = clock
@@ -89,18 +96,17 @@ class ArmHttp:
         the one line a failure is worth, with its own context (tick, change, incident).
         """
         operation = operation or method
-        log = logger.bind(
-            **workspace.log_context(),
-            operation=operation,
-            method=method,
-            path=httpx.URL(url).path,
-        )
+        # Bound only when something is worth a line: most calls succeed at once.
+        log = _LazyLog(workspace, operation, method, url)
+        content = None if body is None else orjson.dumps(body)
         auth = BearerAuth(self._tokens, workspace.tenant_id)
         gate = self.gates.gate(subscription_of(workspace), kind)
         attempt = 0
         refreshed = False
         while True:
-            outcome = await self._attempt(method, url, body, auth, workspace, gate, kind, operation)
+            outcome = await self._attempt(
+                method, url, content, auth, workspace, gate, kind, operation
+            )
             if isinstance(outcome, httpx.Response) and outcome.status_code == 401:
                 # At most one refresh per call, sent at once and not counted as a retry:
                 # a refused token is ours to replace, not ARM's to heal.
@@ -113,7 +119,7 @@ class ArmHttp:
                 gate.block(outcome.retry_after)
             if not isinstance(outcome, RetriableError) or attempt >= self._policy.max_retries:
                 # Debug: the caller logs this failure once, as its tick's or change's.
-                log.debug(
+                log.get().debug(
                     "arm.request_failed",
                     status=outcome.status,
                     code=outcome.code,
@@ -127,7 +133,7 @@ class ArmHttp:
         self,
         method: str,
         url: str,
-        body: Any,
+        content: bytes | None,
         auth: BearerAuth,
         workspace: Workspace,
         gate: ThrottleGate,
@@ -136,11 +142,14 @@ class ArmHttp:
     ) -> httpx.Response | RemoteError:
         """One try: the successful response, a 401 response (for the caller to replace the
         token), or the error any other answer amounts to (not raised)."""
+        slots = self._slots(subscription_of(workspace))
         await gate.acquire()
         sent = time.monotonic()
         try:
-            client = self._pools.client(subscription_of(workspace)) if self._pools else self._client
-            response = await client.request(method, url, json=body, auth=auth)
+            async with slots:
+                response = await self._client.request(
+                    method, url, content=content, headers=_JSON if content else None, auth=auth
+                )
         except _NO_ANSWER as exc:
             self._telemetry.remote_call(workspace.tenant, kind, "error", time.monotonic() - sent)
             return _no_answer(exc, method, url, operation)
@@ -157,12 +166,15 @@ class ArmHttp:
             return response
         return arm_error(response, self._policy.default_retry_after, operation)
 
+    def _slots(self, subscription_id: str) -> anyio.Semaphore:
+        key = subscription_id.lower()
+        found = self._in_flight.get(key)
+        if found is None:
+            found = self._in_flight[key] = anyio.Semaphore(self._per_subscription)
+        return found
+
     async def _refused(
-        self,
-        response: httpx.Response,
-        workspace: Workspace,
-        refreshed: bool,
-        log: structlog.typing.FilteringBoundLogger,
+        self, response: httpx.Response, workspace: Workspace, refreshed: bool, log: _LazyLog
     ) -> None:
         """ARM refused the request's token. The first time, drop that token so the next try
         gets a new one; if the token was already a new one, raise AuthError for the tenant."""
@@ -176,23 +188,21 @@ class ArmHttp:
                 f"ARM refused a fresh token (401 {code or 'Unauthorized'}): {text}",
             )
             self._telemetry.token_failed(workspace.tenant)
-            log.debug("arm.request_failed", status=401, code=code)
+            log.get().debug("arm.request_failed", status=401, code=code)
             raise error
         await self._tokens.invalidate(workspace.tenant_id, token)
-        log.warning("arm.token_refreshed", status=401, code=code)
+        log.get().warning("arm.token_refreshed", status=401, code=code)
 
-    async def _pause(
-        self, failure: RemoteError, attempt: int, log: structlog.typing.FilteringBoundLogger
-    ) -> None:
+    async def _pause(self, failure: RemoteError, attempt: int, log: _LazyLog) -> None:
         # After a 429 the gate already holds every request (this one included) until
         # Retry-After has passed; adding backoff on top would only waste refill.
         # Debug, both: a retry that works is routine; one that does not ends in the caller's
         # failure line. The 429s are counted in the metrics.
         if isinstance(failure, ThrottledError):
-            log.debug("arm.throttled", retry_after=failure.retry_after, attempt=attempt + 1)
+            log.get().debug("arm.throttled", retry_after=failure.retry_after, attempt=attempt + 1)
             return
         delay = self._policy.backoff(attempt)
-        log.debug(
+        log.get().debug(
             "arm.retry",
             attempt=attempt + 1,
             delay=round(delay, 3),
@@ -200,6 +210,27 @@ class ArmHttp:
             code=failure.code,
         )
         await self._clock.sleep(delay)
+
+
+class _LazyLog:
+    """The logger of one call, bound with its context on first use only."""
+
+    __slots__ = ("_bound", "_context")
+
+    def __init__(self, workspace: Workspace, operation: str, method: str, url: str) -> None:
+        self._context = (workspace, operation, method, url)
+        self._bound: structlog.typing.FilteringBoundLogger | None = None
+
+    def get(self) -> structlog.typing.FilteringBoundLogger:
+        if self._bound is None:
+            workspace, operation, method, url = self._context
+            self._bound = logger.bind(
+                **workspace.log_context(),
+                operation=operation,
+                method=method,
+                path=httpx.URL(url).path,
+            )
+        return self._bound
 
 
 def _no_answer(
