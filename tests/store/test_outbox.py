@@ -89,6 +89,31 @@ async def test_mark_delivered_keeps_a_newer_revision(store: SqlStore) -> None:
     assert again.item.body["revision"] == at(20).isoformat()
 
 
+async def test_mark_delivered_many_sorts_a_mixed_batch_in_its_statements(
+    store: SqlStore, replica: SqlStore
+) -> None:
+    """A batch of 900 (more than one chunk): rows at the sent revision go, a row replaced by a
+    newer revision stays released and due, a row another replica now holds is left alone."""
+    await store.commit_page(page(*range(1, 901), revision=at(10)))
+    claimed = [c.item for c in await store.claim_outbox(900, at(11), 30)]
+    assert len(claimed) == 900
+    await store.commit_page(page(5, revision=at(20)))  # newer revision while in flight
+    lost = claimed[6]  # its lease ends and the other replica claims it
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            outbox.update().where(outbox.c.alert_id == lost.alert_id).values(lease_until=at(12))
+        )
+    [taken] = await replica.claim_outbox(1, at(13), 30)
+    assert taken.item.alert_id == lost.alert_id
+    await store.mark_delivered_many(claimed)
+    left = {row.alert_id: row for row in await rows(store, outbox)}
+    newer = next(item for item in claimed if item.incident_number == 5)
+    assert set(left) == {newer.alert_id, lost.alert_id}
+    assert left[newer.alert_id].lease_owner is None
+    assert left[newer.alert_id].revision == at(20)
+    assert left[lost.alert_id].lease_owner == replica.owner
+
+
 async def test_mark_failed_schedules_a_retry(store: SqlStore) -> None:
     """A failure counts an attempt, keeps the error and hides the row until retry_at."""
     await store.commit_page(page(1))

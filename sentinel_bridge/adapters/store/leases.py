@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -91,6 +92,35 @@ async def delete_if_current(conn: AsyncConnection, owner: str, item: OutboxItem)
         return True
     await release(conn, owner, item)
     return False
+
+
+# Items per statement: two bound values each stays under SQLite's oldest limit of 999.
+_CHUNK = 400
+
+
+async def delete_many_if_current(
+    conn: AsyncConnection, owner: str, items: Sequence[OutboxItem]
+) -> None:
+    """delete_if_current for many items in two statements per chunk instead of one or two
+    per item: delete the rows still at the sent revision under our lease, then release our
+    lease on the rest (a newer revision arrived meanwhile; it stays, due at once)."""
+    for start in range(0, len(items), _CHUNK):
+        chunk = items[start : start + _CHUNK]
+        sent = [(item.alert_id, item.revision) for item in chunk]
+        await conn.execute(
+            sa.delete(outbox).where(
+                outbox.c.lease_owner == owner,
+                sa.tuple_(outbox.c.alert_id, outbox.c.revision).in_(sent),
+            )
+        )
+        await conn.execute(
+            sa.update(outbox)
+            .where(
+                outbox.c.lease_owner == owner,
+                outbox.c.alert_id.in_([item.alert_id for item in chunk]),
+            )
+            .values(lease_owner=None, lease_until=None)
+        )
 
 
 async def release(conn: AsyncConnection, owner: str, item: OutboxItem) -> None:

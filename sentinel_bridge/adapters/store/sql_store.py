@@ -146,10 +146,9 @@ class SqlStore:
         return leases.claimed_items(rows)
 
     async def mark_delivered_many(self, items: Sequence[OutboxItem]) -> None:
-        """mark_delivered for several items, in one transaction."""
+        """mark_delivered for several items, in one transaction of two statements."""
         async with self._writes.begin() as conn:
-            for item in items:
-                await leases.delete_if_current(conn, self.owner, item)
+            await leases.delete_many_if_current(conn, self.owner, items)
 
     async def mark_failed(self, item: OutboxItem, error: str, retry_at: datetime) -> None:
         """Count a failed attempt, retry at `retry_at`, release the lease (`error` is clean)."""
