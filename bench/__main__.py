@@ -4,7 +4,8 @@
 executable to measure, e.g. an older checkout's), `--scenario idle|busy|outage|unreachable`
 (repeatable) and `--save DIR` (keep each scenario's lines there). `push` also takes
 `--tenants N`, `--poll-seconds S`, `--every-seconds S` (one incident per tenant per S on
-average), `--measure-seconds S` and `--seed N`. `failover` (several replicas on PostgreSQL, not
+average), `--measure-seconds S` and `--seed N`; `steady` takes the same but the seed
+(1,000 tenants, 60 s, 180 s, 240 s by default). `failover` (several replicas on PostgreSQL, not
 part of `all`) takes `--ttl S`, `--kills N`, `--poll-seconds S` (of the failover part),
 `--measure-seconds S` (of the ARM cost part), `--seed N` and `--pg-url URL`.
 """
@@ -35,6 +36,8 @@ _QUICK: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 # The options of `push`, by keyword argument of bench.push.run.
 _PUSH_OPTIONS = ("tenants", "poll_seconds", "every_seconds", "measure_seconds", "seed")
+# The options of `steady`, by keyword argument of bench.steady.run.
+_STEADY_OPTIONS = ("tenants", "poll_seconds", "every_seconds", "measure_seconds")
 _CHOICES = (
     "all", "backlog", "raw", "raw-no-enrich", "steady", "reverse", "push", "logs", "failover",
 )  # fmt: skip
@@ -80,6 +83,13 @@ def _run(name: str, quick: bool, args: argparse.Namespace) -> list[Row]:
 
         given = {key: getattr(args, key) for key in _PUSH_OPTIONS if getattr(args, key) is not None}
         return push(**{**(_QUICK["push"] if quick else {}), **given})
+    if name == "steady":
+        from .steady import run as steady
+
+        given = {
+            key: getattr(args, key) for key in _STEADY_OPTIONS if getattr(args, key) is not None
+        }
+        return steady(**{**(_QUICK["steady"] if quick else {}), **given})
     if name == "failover":
         from .failover import run as failover
 
@@ -127,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bridge", help="logs: the sentinel-bridge executable to measure")
     parser.add_argument("--save", help="logs: a directory to keep each scenario's lines in")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="logs: only these")
-    parser.add_argument("--tenants", type=_positive_int, help="push: tenants (100)")
+    parser.add_argument("--tenants", type=_positive_int, help="push: tenants (100); steady: (1000)")
     parser.add_argument(
         "--poll-seconds", type=_positive, help="push: poll interval (60); failover: (1)"
     )
