@@ -7,6 +7,7 @@ Error body: https://learn.microsoft.com/en-us/azure/azure-resource-manager/troub
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,12 +101,12 @@ class ArmHttp:
         log = _LazyLog(workspace, operation, method, url)
         content = None if body is None else orjson.dumps(body)
         auth = BearerAuth(self._tokens, workspace.tenant_id)
-        gate = self.gates.gate(subscription_of(workspace), kind)
+        lane = self._lane(subscription_of(workspace), kind)
         attempt = 0
         refreshed = False
         while True:
             outcome = await self._attempt(
-                method, url, content, auth, workspace, gate, kind, operation
+                method, url, content, auth, workspace, lane, kind, operation
             )
             if isinstance(outcome, httpx.Response) and outcome.status_code == 401:
                 # At most one refresh per call, sent at once and not counted as a retry:
@@ -116,7 +117,7 @@ class ArmHttp:
             if isinstance(outcome, httpx.Response):
                 return _json_object(outcome, method)
             if isinstance(outcome, ThrottledError):
-                gate.block(outcome.retry_after)
+                lane.gate.block(outcome.retry_after)
             if not isinstance(outcome, RetriableError) or attempt >= self._policy.max_retries:
                 # Debug: the caller logs this failure once, as its tick's or change's.
                 log.get().debug(
@@ -136,17 +137,16 @@ class ArmHttp:
         content: bytes | None,
         auth: BearerAuth,
         workspace: Workspace,
-        gate: ThrottleGate,
+        lane: _Lane,
         kind: Kind,
         operation: str,
     ) -> httpx.Response | RemoteError:
         """One try: the successful response, a 401 response (for the caller to replace the
         token), or the error any other answer amounts to (not raised)."""
-        slots = self._slots(subscription_of(workspace))
-        await gate.acquire()
+        await lane.gate.acquire()
         sent = time.monotonic()
         try:
-            async with slots:
+            async with lane.slots:
                 response = await self._client.request(
                     method, url, content=content, headers=_JSON if content else None, auth=auth
                 )
@@ -157,21 +157,23 @@ class ArmHttp:
             self._telemetry.token_failed(workspace.tenant)
             raise
         finally:
-            gate.done()
+            lane.gate.done()
         self._telemetry.remote_call(
             workspace.tenant, kind, response.status_code, time.monotonic() - sent
         )
-        self.gates.observe(subscription_of(workspace), response.headers)
+        self.gates.observe(lane.subscription, response.headers)
         if response.is_success or response.status_code == 401:
             return response
         return arm_error(response, self._policy.default_retry_after, operation)
 
-    def _slots(self, subscription_id: str) -> anyio.Semaphore:
+    def _lane(self, subscription_id: str, kind: Kind) -> _Lane:
+        """The subscription's throttle gate for `kind` and its in-flight slots, looked up
+        once per call rather than on every try."""
         key = subscription_id.lower()
-        found = self._in_flight.get(key)
-        if found is None:
-            found = self._in_flight[key] = anyio.Semaphore(self._per_subscription)
-        return found
+        slots = self._in_flight.get(key)
+        if slots is None:
+            slots = self._in_flight[key] = anyio.Semaphore(self._per_subscription)
+        return _Lane(subscription_id, self.gates.gate(subscription_id, kind), slots)
 
     async def _refused(
         self, response: httpx.Response, workspace: Workspace, refreshed: bool, log: _LazyLog
@@ -210,6 +212,15 @@ class ArmHttp:
             code=failure.code,
         )
         await self._clock.sleep(delay)
+
+
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """Where one call's tries queue: its subscription's throttle gate and in-flight slots."""
+
+    subscription: str
+    gate: ThrottleGate
+    slots: anyio.Semaphore
 
 
 class _LazyLog:
