@@ -161,6 +161,9 @@ class HttpQueueSettings(Section):
     token_file: ReadableFile | None = None
     ca_bundle: ReadableFile | None = None
     request_timeout_seconds: float = Field(default=30.0, gt=0)
+    # auto: POST /v1/alerts:batch when GET /v1/capabilities advertises it, single PUTs
+    # otherwise; off: single PUTs always.
+    batch: Literal["auto", "off"] = "auto"
 
     @model_validator(mode="after")
     def _one_token(self) -> HttpQueueSettings:

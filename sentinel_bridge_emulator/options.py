@@ -38,6 +38,9 @@ class EmulatorOptions:
     default_page_size: int = 50
     # Writes made with the queue token come back from /v1/changes marked origin "bridge".
     queue_echo_bridge_changes: bool = True
+    # POST /v1/alerts:batch, advertised at GET /v1/capabilities with this max_alerts; 0: not
+    # offered (a plain v1 queue: the route answers 404). Read per request: a test may switch it.
+    queue_batch_max_alerts: int = 0
     seed: int = 0
     host: str = "127.0.0.1"
     # Where the CA and server PEM files go; None: a private temporary directory.

@@ -1,10 +1,11 @@
 """The central queue (contract v1, docs/queue-contract-v1.openapi.yaml) as state and hooks.
 
-PUT /v1/alerts/{id} answers 201 / 200 / 409 by revision; /v1/changes serves analyst actions
-oldest first behind an opaque cursor. Every alert PUT is logged, so tests can count creates
-per alert id (duplicates) and see updates; a client that calls through `/_client/{name}/`
-under the prefix (see queue_http.py) is named in the log, so tests can tell several bridge
-replicas apart.
+PUT /v1/alerts/{id} answers 201 / 200 / 409 by revision; POST /v1/alerts:batch (when
+`queue_batch_max_alerts` offers it) answers the same per alert, each logged like a PUT;
+/v1/changes serves analyst actions oldest first behind an opaque cursor. Every alert PUT is
+logged, so tests can count creates per alert id (duplicates) and see updates; a client that
+calls through `/_client/{name}/` under the prefix (see queue_http.py) is named in the log, so
+tests can tell several bridge replicas apart.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ MAX_CHANGES_LIMIT = 1000
 
 @dataclass(frozen=True, slots=True)
 class PutRecord:
-    """One alert PUT as received: which alert, which revision, what was answered, and the
-    client's name when it called through `/_client/{name}/` (None otherwise)."""
+    """One alert PUT as received: which alert, which revision, what was answered, the
+    client's name when it called through `/_client/{name}/` (None otherwise), and whether it
+    came on its own ("put") or in a batch ("batch")."""
 
     alert_id: str
     revision: str | None
     status: int
     at: float
     client: str | None = None
+    via: str = "put"
 
 
 class QueueEmulator:
@@ -169,13 +172,42 @@ class QueueEmulator:
 
     # -- the contract's operations ----------------------------------------------------------------
 
+    def capabilities(self) -> JsonObject:
+        """GET /v1/capabilities: the batch endpoint only when the options offer it."""
+        limit = self.options.queue_batch_max_alerts
+        if limit <= 0:
+            return {"contract": "v1"}
+        return {"contract": "v1", "alerts_batch": {"max_alerts": limit}}
+
+    def put_alerts(self, body: Any, client: str | None = None) -> tuple[int, JsonObject]:
+        """POST /v1/alerts:batch: each alert exactly as its own PUT (revision rules, put_log
+        with via "batch"). 404 when not offered, 413 over max_alerts, 400 for an envelope that
+        is not `{"alerts": [{"alert_id", "body"}, ...]}` with unique ids (nothing logged)."""
+        limit = self.options.queue_batch_max_alerts
+        if limit <= 0:
+            return 404, error_body(404, "This queue offers no batch endpoint.", "not_found")
+        alerts = body.get("alerts") if isinstance(body, dict) else None
+        if not isinstance(alerts, list):
+            return 400, error_body(400, "The body needs an 'alerts' array.", "bad_request")
+        if len(alerts) > limit:
+            return 413, error_body(413, f"At most {limit} alerts per batch.", "too_large")
+        ids = batch_alert_ids(body)
+        if ids is None or len(set(ids)) != len(ids):
+            message = "Each alert needs a string 'alert_id', unique within the batch."
+            return 400, error_body(400, message, "bad_request")
+        results = [
+            _batch_result(alert_id, *self.put_alert(alert_id, alert.get("body"), client, "batch"))
+            for alert_id, alert in zip(ids, alerts, strict=True)
+        ]
+        return 200, {"results": results}
+
     def put_alert(
-        self, alert_id: str, body: Any, client: str | None = None
+        self, alert_id: str, body: Any, client: str | None = None, via: str = "put"
     ) -> tuple[int, JsonObject]:
         """201 created, 200 updated (same or newer revision), 409 older than held, 400 bad."""
         revision, problem = _revision(body)
         if revision is None:
-            self.log_put(alert_id, None, 400, client)
+            self.log_put(alert_id, None, 400, client, via)
             return 400, error_body(400, problem, "bad_request")
         with self.lock:
             held = self._revisions.get(alert_id)
@@ -190,15 +222,20 @@ class QueueEmulator:
                 status = 201 if held is None else 200
                 self._store(alert_id, body, revision, echo=held is not None)
                 answer = {"alert_id": alert_id, "revision": body["revision"]}
-            record = PutRecord(alert_id, str(body["revision"]), status, time.time(), client)
+            record = PutRecord(alert_id, str(body["revision"]), status, time.time(), client, via)
             self._log.append(record)
         return status, answer
 
     def log_put(
-        self, alert_id: str, revision: str | None, status: int, client: str | None = None
+        self,
+        alert_id: str,
+        revision: str | None,
+        status: int,
+        client: str | None = None,
+        via: str = "put",
     ) -> None:
         with self.lock:
-            self._log.append(PutRecord(alert_id, revision, status, time.time(), client))
+            self._log.append(PutRecord(alert_id, revision, status, time.time(), client, via))
 
     def _store(self, alert_id: str, body: JsonObject, revision: datetime, echo: bool) -> None:
         previous = self._alerts.get(alert_id)
@@ -247,6 +284,24 @@ class QueueEmulator:
         with self.lock:
             page = self._changes[start : start + limit]
         return {"changes": page, "next_cursor": _encode_cursor(start + len(page))}
+
+
+def batch_alert_ids(body: Any) -> list[str] | None:
+    """The alert ids of a batch body in order, or None when one is missing or not a string."""
+    alerts = body.get("alerts") if isinstance(body, dict) else None
+    if not isinstance(alerts, list):
+        return None
+    ids = [alert.get("alert_id") if isinstance(alert, dict) else None for alert in alerts]
+    named = [alert_id for alert_id in ids if isinstance(alert_id, str) and alert_id]
+    return named if len(named) == len(ids) else None
+
+
+def _batch_result(alert_id: str, status: int, answer: JsonObject) -> JsonObject:
+    """One alert's entry of a batch answer: its status, and the error a PUT would carry."""
+    result: JsonObject = {"alert_id": alert_id, "status": status}
+    if "error" in answer:
+        result["error"] = {"message": answer["error"]["message"]}
+    return result
 
 
 def _revision(body: Any) -> tuple[datetime | None, str]:

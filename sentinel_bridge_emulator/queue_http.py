@@ -3,6 +3,9 @@
 The same routes also answer under `{prefix}/_client/{name}/`: a test gives each bridge
 replica its own queue URL that way, and the PUT log names the replica that sent each PUT
 (the bridge's requests carry nothing else that tells replicas apart).
+
+Faults and the token check apply per request, a batch's too: a batch answered by a fault or
+a 401 is logged once per alert it carried, as that many PUTs would have been.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .http_common import bearer_token, error_response, fault_response, json_body, json_response
-from .queue import MAX_CHANGES_LIMIT, QueueEmulator
+from .queue import MAX_CHANGES_LIMIT, QueueEmulator, batch_alert_ids
 from .stats import Counters
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -37,6 +40,10 @@ class QueueService:
             for route in (
                 Route(f"{root}/v1/alerts/{{alert_id}}", self._counted(self.put_alert),
                       methods=["PUT"]),
+                Route(f"{root}/v1/alerts:batch", self._counted(self.put_alerts),
+                      methods=["POST"]),
+                Route(f"{root}/v1/capabilities", self._counted(self.capabilities),
+                      methods=["GET"]),
                 Route(f"{root}/v1/alerts/{{alert_id}}/comments/{{comment_id}}",
                       self._counted(self.put_comment), methods=["PUT"]),
                 Route(f"{root}/v1/changes", self._counted(self.changes), methods=["GET"]),
@@ -70,7 +77,15 @@ class QueueService:
             self.queue.log_put(
                 request.path_params["alert_id"], None, response.status_code, _client(request)
             )
+        if response is not None and request.url.path.endswith("/v1/alerts:batch"):
+            await self._log_batch_refused(request, response.status_code)
         return response
+
+    async def _log_batch_refused(self, request: Request, status: int) -> None:
+        """Each alert of a batch that a fault or the token check answered, as its PUT."""
+        _ok, body = await json_body(request)
+        for alert_id in batch_alert_ids(body) or ():
+            self.queue.log_put(alert_id, None, status, _client(request), via="batch")
 
     def _authorised(self, request: Request) -> bool:
         token = bearer_token(request)
@@ -83,6 +98,14 @@ class QueueService:
             request.path_params["alert_id"], body if ok else None, _client(request)
         )
         return json_response(status, answer)
+
+    async def put_alerts(self, request: Request) -> Response:
+        ok, body = await json_body(request)
+        status, answer = self.queue.put_alerts(body if ok else None, _client(request))
+        return json_response(status, answer)
+
+    async def capabilities(self, request: Request) -> Response:
+        return json_response(200, self.queue.capabilities())
 
     async def put_comment(self, request: Request) -> Response:
         ok, body = await json_body(request)

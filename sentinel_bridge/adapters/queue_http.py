@@ -4,15 +4,25 @@ One attempt per call: retries belong to the outbox, which persists them across r
 HTTP stays in here: callers get outcomes in the bridge's terms (PutOutcome, Refused,
 RetryLater). A certificate that does not verify against `[queue] ca_bundle` raises
 TlsVerificationError: `run --once` stops on it, the daemon logs it as an error and retries.
+
+Batches (`POST /v1/alerts:batch`) are optional: used only when `GET /v1/capabilities`
+advertises them, each alert's result read exactly as the answer of its own PUT.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import httpx
+import structlog
 
 from ..core.errors import PayloadError, TlsVerificationError
 from ..core.model import JsonObject
@@ -23,6 +33,7 @@ from ..core.ports import (
     PutResult,
     Refused,
     RetryLater,
+    SendSingly,
     Telemetry,
 )
 from .http_client import tls_verification_error
@@ -33,6 +44,22 @@ _TAKEN = {201: PutOutcome.CREATED, 200: PutOutcome.UPDATED, 204: PutOutcome.UPDA
 _BODY_REFUSED = frozenset({400, 413, 422})
 # Without a Retry-After, a throttling queue is given this long before the next try.
 _DEFAULT_RETRY_AFTER = 1.0
+# A batch route that is not there after all (a proxy in front, a queue rolled back).
+_BATCH_GONE = frozenset({404, 405, 501})
+# However much a queue advertises, one request carries no more than this many alerts.
+MAX_BATCH_ALERTS = 1000
+# A queue that advertised no batches (or could not be asked) is asked again this often: it
+# may be upgraded, or back up, without the bridge restarting.
+CAPABILITIES_RECHECK_SECONDS = 300.0
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the queue offers beyond the core of contract v1; nothing unless it says so."""
+
+    batch_max_alerts: int = 0  # 0: no `POST /v1/alerts:batch`
 
 
 class HttpQueue:
@@ -44,7 +71,11 @@ class HttpQueue:
         token: str,
         http: httpx.AsyncClient,
         telemetry: Telemetry | None = None,
+        batch: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`batch`: use `POST /v1/alerts:batch` when the queue advertises it (`[queue] batch`
+        "auto"); False: one PUT per alert whatever the queue offers ("off")."""
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
         self._http = http
@@ -54,6 +85,12 @@ class HttpQueue:
         # The first certificate failure this queue saw: `run --once` reports it even when a
         # caller (the reverse pass) turned it into a "feed unavailable" of its own.
         self.tls_failure: TlsVerificationError | None = None
+        self._batch = batch
+        self._clock = clock
+        self._capabilities: Capabilities | None = None
+        self._capabilities_at = -math.inf
+        # Concurrent deliveries wait for the one GET in flight instead of each sending one.
+        self._capabilities_lock = anyio.Lock()
 
     async def put_alert(self, alert_id: str, body: JsonObject) -> PutResult:
         """`PUT /v1/alerts/{alert_id}`: 201 created, 200 updated, 409 stale (done too)."""
@@ -61,9 +98,64 @@ class HttpQueue:
         response = await self._send("PUT", path, body, route="alerts")
         if isinstance(response, RetryLater):
             return response
-        if response.status_code == 409:
-            return PutOutcome.STALE
-        return _TAKEN.get(response.status_code) or refusal(response)
+        return alert_verdict(response.status_code, lambda: refusal(response))
+
+    async def capabilities(self) -> Capabilities:
+        """`GET /v1/capabilities`, asked once and kept. An answer offering no batch (a 404,
+        an error, no answer, garbage) is asked again after a few minutes; never raises."""
+        async with self._capabilities_lock:
+            if self._capabilities is None or self._recheck_due(self._capabilities):
+                self._remember(await self._read_capabilities())
+            assert self._capabilities is not None
+            return self._capabilities
+
+    async def batch_limit(self) -> int:
+        """Alerts one `POST /v1/alerts:batch` may carry; 0 when not to be used."""
+        if not self._batch:
+            return 0
+        return (await self.capabilities()).batch_max_alerts
+
+    async def put_alerts(
+        self, items: Sequence[tuple[str, JsonObject]]
+    ) -> list[PutResult] | SendSingly:
+        """`POST /v1/alerts:batch`, one attempt: each alert's result as its own PUT's answer
+        would be read. A request the queue finds too large or malformed as a whole (400, 413,
+        422), or a batch route that is gone, is SendSingly: one bad alert must not park the
+        others, its own PUT says which it is."""
+        if len({alert_id for alert_id, _ in items}) != len(items):  # the contract forbids it
+            return SendSingly("queue batch: alert ids not unique")
+        body = {"alerts": [{"alert_id": alert_id, "body": alert} for alert_id, alert in items]}
+        response = await self._send("POST", "/v1/alerts:batch", body, route="alerts_batch")
+        if isinstance(response, RetryLater):
+            return [response] * len(items)
+        if response.status_code == 200:
+            return batch_results(response, [alert_id for alert_id, _ in items])
+        verdict = refusal(response)
+        if response.status_code in _BATCH_GONE:
+            self._remember(Capabilities())
+            return SendSingly(verdict.reason)
+        if isinstance(verdict, Refused):
+            return SendSingly(verdict.reason)
+        return [verdict] * len(items)  # 401, 429, 5xx: the whole batch later
+
+    def _recheck_due(self, known: Capabilities) -> bool:
+        elapsed = self._clock() - self._capabilities_at
+        return known.batch_max_alerts == 0 and elapsed >= CAPABILITIES_RECHECK_SECONDS
+
+    def _remember(self, found: Capabilities) -> None:
+        if found != self._capabilities:
+            log.info("queue capabilities", batch_max_alerts=found.batch_max_alerts)
+        self._capabilities = found
+        self._capabilities_at = self._clock()
+
+    async def _read_capabilities(self) -> Capabilities:
+        try:
+            response = await self._send("GET", "/v1/capabilities", None, route="capabilities")
+        except TlsVerificationError:
+            return Capabilities()  # kept in tls_failure; every PUT reports it as before
+        if isinstance(response, RetryLater) or response.status_code != 200:
+            return Capabilities()  # 404: a v1 queue without optional features
+        return parse_capabilities(response)
 
     async def changes(self, after: str | None, limit: int) -> ChangesPage | RetryLater:
         """`GET /v1/changes`: analyst actions after `after` (None: from the start)."""
@@ -124,18 +216,101 @@ def parse_changes_page(response: httpx.Response) -> ChangesPage:
     return ChangesPage(changes=changes, next_cursor=cursor or None)
 
 
+def parse_capabilities(response: httpx.Response) -> Capabilities:
+    """`{"alerts_batch": {"max_alerts": N}}` with N a positive integer offers batches (of at
+    most MAX_BATCH_ALERTS); anything else, or no JSON, offers nothing."""
+    payload = _json(response)
+    batch = payload.get("alerts_batch") if isinstance(payload, dict) else None
+    limit = batch.get("max_alerts") if isinstance(batch, dict) else None
+    if type(limit) is not int or limit < 1:  # type(): a JSON true is no limit
+        return Capabilities()
+    return Capabilities(min(limit, MAX_BATCH_ALERTS))
+
+
+def alert_verdict(status: int, otherwise: Callable[[], Refused | RetryLater]) -> PutResult:
+    """An alert PUT's status in the bridge's terms, the same for its result in a batch:
+    201 created, 200/204 updated, 409 stale (done too), `otherwise()` for the rest."""
+    if status == 409:
+        return PutOutcome.STALE
+    return _TAKEN.get(status) or otherwise()
+
+
+def batch_results(response: httpx.Response, alert_ids: Sequence[str]) -> list[PutResult]:
+    """One result per alert id, in order, from a batch's 200 answer. An alert without a
+    usable result (missing, garbled, given twice) is RetryLater: sending it again is safe,
+    the queue absorbs a revision it holds."""
+    where = f"queue POST {response.request.url.path}"
+    payload = _json(response)
+    results = payload.get("results") if isinstance(payload, dict) else None
+    if not isinstance(results, list):
+        garbled = RetryLater(f"{where}: 200 without a 'results' array")
+        return [garbled] * len(alert_ids)
+    by_id = _results_by_id(results)
+    retry_after = response.headers.get("Retry-After")
+    return [
+        _result_verdict(by_id.get(alert_id), f"{where} [{alert_id}]", retry_after)
+        for alert_id in alert_ids
+    ]
+
+
+def _results_by_id(results: list[Any]) -> dict[str, Any]:
+    """Result objects by their `alert_id`; an id given twice maps to None (which one?)."""
+    found: dict[str, Any] = {}
+    for result in results:
+        alert_id = result.get("alert_id") if isinstance(result, dict) else None
+        if isinstance(alert_id, str):
+            found[alert_id] = None if alert_id in found else result
+    return found
+
+
+def _result_verdict(result: Any, where: str, retry_after: str | None) -> PutResult:
+    status = result.get("status") if isinstance(result, dict) else None
+    if type(status) is not int:
+        return RetryLater(f"{where}: no usable result")
+    message = _result_message(result, status)
+    return alert_verdict(status, lambda: failure(status, where, message, retry_after))
+
+
+def _result_message(result: dict[str, Any], status: int) -> str:
+    """The queue's words from the result's `{"error": {"message"}}` when a string (str() of
+    a nested value could recurse too deep), or the status phrase."""
+    error = result.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(message, str):
+        return message[:500]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def refusal(response: httpx.Response) -> Refused | RetryLater:
     """What a queue answer other than success means for the item: refused for good when the
     body itself is wrong, otherwise (down, throttled, token not accepted yet) try again."""
-    status = response.status_code
-    message = _error_message(response)
-    text = f"queue {response.request.method} {response.request.url.path}: {status} {message}"
+    where = f"queue {response.request.method} {response.request.url.path}"
+    return failure(
+        response.status_code, where, _error_message(response), response.headers.get("Retry-After")
+    )
+
+
+def failure(status: int, where: str, message: str, retry_after: str | None) -> Refused | RetryLater:
+    """Refused when the status says the body itself is wrong (400, 413, 422); otherwise try
+    again, a 429 not before its Retry-After (or a second)."""
+    text = f"{where}: {status} {message}"
     if status in _BODY_REFUSED:
         return Refused(text)
     if status == 429:
-        delay = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+        delay = parse_retry_after(retry_after, datetime.now(UTC))
         return RetryLater(text, _DEFAULT_RETRY_AFTER if delay is None else delay)
     return RetryLater(text)
+
+
+def _json(response: httpx.Response) -> Any:
+    """The body as JSON, or None when it is not (nesting too deep for the parser included)."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        return None
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -143,5 +318,5 @@ def _error_message(response: httpx.Response) -> str:
     try:
         error = response.json().get("error", {})
         return str(error.get("message", ""))[:500]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # not JSON, not that shape, too deep
         return response.reason_phrase

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .errors import TlsVerificationError
 from .model import (
@@ -65,7 +65,8 @@ class Telemetry(Protocol):
         ...
 
     def queue_response(self, route: str, status: int) -> None:
-        """One HTTP answer of the central queue (`route`: alerts, comments or changes)."""
+        """One HTTP answer of the central queue (`route`: alerts, alerts_batch, capabilities,
+        comments or changes)."""
         ...
 
     def change_finished(self, tenant: str | None, kind: str | None, outcome: str) -> None:
@@ -269,6 +270,30 @@ class CentralQueue(Protocol):
     """
 
     async def put_alert(self, alert_id: str, body: JsonObject) -> PutResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SendSingly:
+    """The queue would not take these alerts as one batch (too large, route gone): PUT each
+    on its own, which gives each its own verdict; none of them is refused yet."""
+
+    reason: str
+
+
+@runtime_checkable
+class BatchQueue(CentralQueue, Protocol):
+    """A queue that may take several alerts in one request (`POST /v1/alerts:batch`)."""
+
+    async def batch_limit(self) -> int:
+        """How many alerts one batch may carry now; 0: none, PUT each alert on its own."""
+        ...
+
+    async def put_alerts(
+        self, items: Sequence[tuple[str, JsonObject]]
+    ) -> list[PutResult] | SendSingly:
+        """One request for all `items` (at most `batch_limit()`, ids unique): one result per
+        item, in the same order."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,8 +138,9 @@ DELIVERY_RESULTS = Counter(
 )
 QUEUE_RESPONSES = Counter(
     f"{_PREFIX}_queue_responses",
-    "HTTP answers of the central queue by route (alerts, comments, changes) and status; a"
-    " request without an answer is in delivery_results_total and change_feed_errors_total.",
+    "HTTP answers of the central queue by route (alerts, alerts_batch, capabilities, comments,"
+    " changes) and status; a request without an answer is in delivery_results_total and"
+    " change_feed_errors_total.",
     ["route", "status"],
     registry=REGISTRY,
 )

@@ -70,5 +70,11 @@ def open_queue(
         http = build_http_client(settings.ca_bundle, settings.request_timeout_seconds)
         stack.push_async_callback(http.aclose)
         assert settings.token is not None  # validated: token or token_file
-        return HttpQueue(settings.url, settings.token.get_secret_value(), http, telemetry)
+        return HttpQueue(
+            settings.url,
+            settings.token.get_secret_value(),
+            http,
+            telemetry,
+            batch=settings.batch == "auto",
+        )
     raise ConfigError("<config>", [("queue.type", f"no adapter for {settings.type!r}")])

@@ -9,6 +9,11 @@ A queue certificate that does not verify fails every item alike: the item is ret
 as any failure (the certificate or the bundle may be fixed), logged as an error naming host and
 reason, and `drain` (for `run --once`) stops at once instead of retrying until its deadline.
 
+A queue that takes batches (BatchQueue, when it advertises them) gets the claimed items in
+chunks of up to its limit, one request each; every alert's result then goes the same way as
+its own PUT's answer would (taken, parked, retried). A chunk the queue will not take as a
+whole is sent again one PUT per alert at once, so that no alert is parked for another's fault.
+
 A stop is looked at between batches: the batch in flight finishes, so every item it claimed is
 delivered, scheduled for a retry or parked, and none is left leased to a process that is gone.
 """
@@ -17,11 +22,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import anyio
+import anyio.abc
 import structlog
 
 from ..core.backoff import exponential
@@ -29,6 +35,7 @@ from ..core.clock import utc_now
 from ..core.errors import TlsVerificationError, describe
 from ..core.model import OutboxItem
 from ..core.ports import (
+    BatchQueue,
     CentralQueue,
     ClaimedItem,
     NoTelemetry,
@@ -37,6 +44,7 @@ from ..core.ports import (
     PutResult,
     Refused,
     RetryLater,
+    SendSingly,
     Telemetry,
 )
 from .log_summary import WorkspaceSummaries
@@ -73,8 +81,17 @@ class DeliveryReport:
         self.tls_failure = self.tls_failure or other.tls_failure
 
 
+@dataclass(slots=True)
+class _Run:
+    """One claimed batch in flight: its slots, its report, the items the queue took."""
+
+    limiter: anyio.CapacityLimiter
+    report: DeliveryReport
+    confirmed: list[OutboxItem] = field(default_factory=list)
+
+
 class Delivery:
-    """Drains the outbox into the queue, `concurrency` PUTs at a time."""
+    """Drains the outbox into the queue, `concurrency` requests (PUTs or batches) at a time."""
 
     def __init__(
         self,
@@ -88,6 +105,7 @@ class Delivery:
         self._telemetry = telemetry or NoTelemetry()
         self._summaries = summaries or WorkspaceSummaries()
         self._queue = queue
+        self._batches = queue if isinstance(queue, BatchQueue) else None
         self._store = store
         self._options = options
         self._clock = clock
@@ -128,25 +146,39 @@ class Delivery:
         report = DeliveryReport()
         if not claimed:
             return report
-        limiter = anyio.CapacityLimiter(self._options.concurrency)
-        confirmed: list[OutboxItem] = []
-
-        async def deliver(claim: ClaimedItem) -> None:
-            async with limiter:
-                if self._lease_running_out(claim):
-                    return
-                if await self._deliver_one(claim.item, report):
-                    confirmed.append(claim.item)
-
+        run = _Run(anyio.CapacityLimiter(self._options.concurrency), report)
+        # One alert goes as its PUT: asking the queue about batches would buy nothing.
+        limit = await self._batch_limit() if len(claimed) > 1 else 0
         async with anyio.create_task_group() as group:
-            for claim in claimed:
-                group.start_soon(deliver, claim)
+            for chunk in _chunks(claimed, limit):
+                if len(chunk) > 1:
+                    group.start_soon(self._deliver_chunk, chunk, run, group)
+                else:  # no batches, or one alert left over: its own PUT
+                    group.start_soon(self._deliver_claim, chunk[0], run)
         # One transaction for the whole batch. Should it never happen (crash, kill), the
         # items are PUT again after their lease, and the queue absorbs the same revision.
-        if confirmed:
+        if run.confirmed:
             with anyio.CancelScope(shield=True):
-                await self._store.mark_delivered_many(confirmed)
+                await self._store.mark_delivered_many(run.confirmed)
         return report
+
+    async def _deliver_claim(self, claim: ClaimedItem, run: _Run) -> None:
+        async with run.limiter:
+            if self._lease_running_out(claim):
+                return
+            if await self._deliver_one(claim.item, run.report):
+                run.confirmed.append(claim.item)
+
+    async def _deliver_chunk(
+        self, chunk: list[ClaimedItem], run: _Run, group: anyio.abc.TaskGroup
+    ) -> None:
+        async with run.limiter:
+            live = [claim for claim in chunk if not self._lease_running_out(claim)]
+            taken = await self._deliver_many([claim.item for claim in live], run.report)
+        if taken is None:  # not as one batch: each on its own, each taking a slot
+            for claim in live:
+                group.start_soon(self._deliver_claim, claim, run)
+        run.confirmed.extend(taken or ())
 
     def _lease_running_out(self, claim: ClaimedItem) -> bool:
         """True when less than half of the claim's lease is left: the PUT might still run when
@@ -170,6 +202,17 @@ class Delivery:
             await wait_any(self._wake, stopping)
         self._wake = anyio.Event()
 
+    async def _batch_limit(self) -> int:
+        """Alerts per batch request now; 0 (single PUTs) when the queue has no batches or
+        asking it failed: batches are an optimisation, never a reason not to deliver."""
+        if self._batches is None:
+            return 0
+        try:
+            return await self._batches.batch_limit()
+        except Exception as exc:
+            log.warning("queue batch limit unknown; sending single PUTs", error=describe(exc))
+            return 0
+
     async def _deliver_one(self, item: OutboxItem, report: DeliveryReport) -> bool:
         """PUT one alert; True when the queue took it. Every PUT tried is timed and counted
         under its result, a raised one too."""
@@ -177,15 +220,60 @@ class Delivery:
         try:
             result = await self._queue.put_alert(item.alert_id, item.body)
         except TlsVerificationError as exc:
-            self._put_done(item, "untrusted_certificate", started)
-            report.tls_failure = report.tls_failure or exc
-            await self._retry_later(item, RetryLater(str(exc)), report, exc)
+            await self._untrusted(item, exc, started, report)
             return False
         except Exception as exc:  # one alert's failure, never the worker's
             self._put_done(item, "error", started)
             result = RetryLater(describe(exc))
         else:
             self._put_done(item, _result_name(result), started)
+        return await self._settle(item, result, report)
+
+    async def _deliver_many(
+        self, items: Sequence[OutboxItem], report: DeliveryReport
+    ) -> list[OutboxItem] | None:
+        """Send `items` as one batch; the ones the queue took, or None when they are to be
+        PUT one by one instead. Each alert is counted as a PUT of its own, timed by the
+        request that carried it."""
+        if not items or self._batches is None:
+            return []
+        started = time.monotonic()
+        try:
+            answer = await self._batches.put_alerts([(i.alert_id, i.body) for i in items])
+        except TlsVerificationError as exc:
+            for item in items:
+                await self._untrusted(item, exc, started, report)
+            return []
+        except Exception as exc:  # the batch's failure, never the worker's
+            answer = [RetryLater(describe(exc))] * len(items)
+            names = ["error"] * len(items)
+        else:
+            if isinstance(answer, SendSingly):
+                log.info(
+                    "queue did not take a batch; one PUT per alert",
+                    alerts=len(items),
+                    reason=answer.reason,
+                )
+                return None
+            if len(answer) != len(items):  # an adapter's bug; retrying is safe
+                answer = [RetryLater("queue batch: results do not match the alerts")] * len(items)
+            names = [_result_name(result) for result in answer]
+        taken: list[OutboxItem] = []
+        for item, result, name in zip(items, answer, names, strict=True):
+            self._put_done(item, name, started)
+            if await self._settle(item, result, report):
+                taken.append(item)
+        return taken
+
+    async def _untrusted(
+        self, item: OutboxItem, exc: TlsVerificationError, started: float, report: DeliveryReport
+    ) -> None:
+        self._put_done(item, "untrusted_certificate", started)
+        report.tls_failure = report.tls_failure or exc
+        await self._retry_later(item, RetryLater(str(exc)), report, exc)
+
+    async def _settle(self, item: OutboxItem, result: PutResult, report: DeliveryReport) -> bool:
+        """The item's fate by the queue's answer: taken (True), parked, or retried later."""
         if isinstance(result, PutOutcome):
             self._taken(item, result, report)
             return True
@@ -250,6 +338,12 @@ class Delivery:
     def _out_of_attempts(self, item: OutboxItem) -> bool:
         limit = self._options.max_attempts
         return limit > 0 and item.attempts + 1 >= limit
+
+
+def _chunks(claimed: list[ClaimedItem], limit: int) -> list[list[ClaimedItem]]:
+    """The claims in chunks of up to `limit` (oldest first); of one each when `limit` <= 1."""
+    size = max(limit, 1)
+    return [claimed[start : start + size] for start in range(0, len(claimed), size)]
 
 
 def _result_name(result: PutResult) -> str:
