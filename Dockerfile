@@ -3,12 +3,13 @@
 # on: `docker buildx imagetools inspect python:3.11-slim` names the current digest.
 ARG PYTHON_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
-# The runtime dependencies as pyproject.toml names them (no extras: no emulator, no tests).
+# The runtime dependencies as pyproject.toml names them, with uvloop (the `uvloop` extra) and
+# no other extra: no emulator, no tests.
 # A stage of its own: an edit of pyproject.toml that leaves them alone yields the same file,
 # and the install below stays cached.
 FROM ${PYTHON_IMAGE} AS requirements
 COPY pyproject.toml deploy/runtime-requirements.py /src/
-RUN python /src/runtime-requirements.py /src/pyproject.toml > /requirements.txt
+RUN python /src/runtime-requirements.py /src/pyproject.toml uvloop > /requirements.txt
 
 # Build stage: dependencies first, pinned by constraints.txt, in a layer that only a change
 # of them rebuilds; then the wheel of the sources alone.

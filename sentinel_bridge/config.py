@@ -7,6 +7,7 @@ that ops fix a config in one round trip. Secrets are SecretStr and never printed
 from __future__ import annotations
 
 import codecs
+import importlib.util
 import os
 import socket
 import tomllib
@@ -255,6 +256,27 @@ class ObservabilitySettings(Section):
     summary_interval_seconds: float = Field(default=900.0, ge=60, le=86_400)
 
 
+class RuntimeSettings(Section):
+    """The process itself: its event loop and its garbage collector."""
+
+    # auto: uvloop when installed (the `uvloop` extra), asyncio otherwise; asyncio: never
+    # uvloop; uvloop: required, refused here when it is not installed.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    # Freeze the heap built at start-up and collect young objects less often (CPU per
+    # incident; see runtime/event_loop.py). false: CPython's defaults.
+    gc_tuning: bool = True
+
+    @field_validator("event_loop")
+    @classmethod
+    def _uvloop_present(cls, value: str) -> str:
+        if value == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError(
+                "uvloop is not installed: pip install 'sentinel-bridge[uvloop]', or choose"
+                " auto or asyncio"
+            )
+        return value
+
+
 # A push token shorter than this is guessable by whoever can reach the endpoint.
 _MIN_PUSH_TOKEN_CHARS = 16
 
@@ -463,6 +485,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = ObservabilitySettings()
     push: PushSettings = PushSettings()
     cluster: ClusterSettings = ClusterSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
     tenants: list[TenantSettings] = Field(default_factory=list)
 
     @classmethod

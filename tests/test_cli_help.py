@@ -27,6 +27,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "observability": config.ObservabilitySettings,
     "push": config.PushSettings,
     "cluster": config.ClusterSettings,
+    "runtime": config.RuntimeSettings,
     "tenants": config.SentinelTenantSettings,
 }
 

@@ -357,14 +357,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _run(args: argparse.Namespace) -> int:
     from ..runtime.daemon import run_forever
+    from ..runtime.event_loop import backend_options
     from ..runtime.once import run_once
 
     settings = _settings(args)
+    loop = backend_options(settings.runtime.event_loop)
     if args.once:
-        return anyio.run(run_once, settings)
+        return anyio.run(run_once, settings, backend_options=loop)
     # SIGHUP re-reads the same file (and environment) the daemon started with.
     reload = partial(load_settings, resolve_config_path(args.config, os.environ))
-    return anyio.run(run_forever, settings, None, reload)
+    return anyio.run(run_forever, settings, None, reload, backend_options=loop)
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from ..core.errors import StartupStopped
 from ..ops.listener import OpsSwitch, listen_early
 from .bridge import Bridge, open_bridge
 from .cluster import REVERSE_KEY
+from .event_loop import running_loop_name, tune_gc
 from .leases import start_leases
 from .reverse import (
     reverse_loop,
@@ -116,7 +117,8 @@ async def _work_until_stopped(
     reverse = start_tracked(
         group, reverse_loop, bridge.reverse, stopping, sync, daemon.loops, reads_feed
     )
-    log.info("bridge started", workspaces=len(bridge.workspaces))
+    tune_gc(bridge.settings.runtime.gc_tuning)
+    log.info("bridge started", workspaces=len(bridge.workspaces), event_loop=running_loop_name())
     await daemon.main_loop(stopping)
     await daemon.loops.stop_all(math.inf)
     # What the delivery worker did not send stays in the outbox for the next start.

@@ -221,7 +221,7 @@ def image_install(source: Path, env_dir: Path) -> None:
     run = {"check": True, "capture_output": True, "timeout": 600}
     script = source / "deploy" / "runtime-requirements.py"
     listed = subprocess.run(
-        [sys.executable, script, source / "pyproject.toml"], text=True, **run
+        [sys.executable, script, source / "pyproject.toml", "uvloop"], text=True, **run
     ).stdout  # fmt: skip
     requirements = source / "requirements.txt"
     requirements.write_text(listed)
@@ -264,6 +264,7 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs(tmp_path: Path) ->
         and pins.get(name.lower().replace("_", "-")) != version
     }
     assert unpinned == {}
+    assert "uvloop" in installed  # the image's event loop (`[runtime] event_loop = "auto"`)
     cli = env_dir / "bin" / "sentinel-bridge"
     helped = subprocess.run([cli, "--help"], **outside)
     assert helped.returncode == 0 and "demo" in helped.stdout, helped.stderr

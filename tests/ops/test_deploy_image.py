@@ -81,10 +81,10 @@ def test_dependencies_are_installed_before_any_source_is_copied() -> None:
 
 
 def test_the_image_installs_only_the_runtime_dependencies() -> None:
-    """The requirements come from [project] dependencies; the sources go in with --no-deps,
-    so no extra (emulator, dev) reaches the image."""
+    """The requirements come from [project] dependencies and the uvloop extra; the sources go
+    in with --no-deps, so no other extra (emulator, dev) reaches the image."""
     steps = " ".join(i.arguments for i in instructions() if i.keyword == "RUN")
-    assert "runtime-requirements.py /src/pyproject.toml > /requirements.txt" in steps
+    assert "runtime-requirements.py /src/pyproject.toml uvloop > /requirements.txt" in steps
     assert "install --no-cache-dir --no-deps /wheels/*.whl" in steps
     assert "[emulator]" not in steps and "[dev]" not in steps
     final = [i for i in instructions() if i.stage == "final"]
