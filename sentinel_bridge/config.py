@@ -210,6 +210,8 @@ class SyncSettings(Section):
     page_size: int = Field(default=200, ge=1, le=1000)
     enrich: bool = True
     enrich_concurrency: int = Field(default=8, ge=1, le=64)
+    # Over all workspaces: a backlog in many of them must not starve delivery.
+    enrich_concurrency_total: int = Field(default=32, ge=1, le=1024)
     delivery_concurrency: int = Field(default=8, ge=1, le=64)
     delivery_max_attempts: int = Field(default=0, ge=0)  # 0: retry forever, never park
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)

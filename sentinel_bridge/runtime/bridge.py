@@ -153,6 +153,7 @@ async def open_bridge(settings: Settings, wait: StoreWait | None = None) -> Asyn
                 initial_lookback=timedelta(seconds=sync.initial_lookback_seconds),
                 enrich=sync.enrich,
                 enrich_concurrency=sync.enrich_concurrency,
+                enrich_concurrency_total=sync.enrich_concurrency_total,
                 budget=item_budget(sync),
             ),
             on_enqueued=delivery.nudge,

@@ -50,6 +50,9 @@ class ForwardOptions:
     initial_lookback: timedelta
     enrich: bool = True
     enrich_concurrency: int = 8
+    # Enrichments in flight over every workspace at once: twenty workspaces with a backlog
+    # must not crowd delivery (and the event loop) out with 8 x 20 requests of their own.
+    enrich_concurrency_total: int = 32
     budget: Budget = field(default_factory=Budget)
     # Ledger rows whose enrichment is retried per tick, beyond those the listing re-read.
     enrich_retry_batch: int = 50
@@ -100,6 +103,7 @@ class ForwardSync:
         self._options = options
         self._clock = clock
         self._on_enqueued = on_enqueued
+        self._enrich_budget: anyio.CapacityLimiter | None = None  # made in the event loop
 
     async def tick(self, workspace: Workspace) -> TickReport:
         started = time.monotonic()
@@ -186,16 +190,25 @@ class ForwardSync:
         if not self._options.enrich:
             return {incident.ref: Details(enabled=False) for incident in incidents}
         results: dict[str, Details] = {}
-        limiter = anyio.CapacityLimiter(self._options.enrich_concurrency)
+        budget = self._shared_budget()
+        pending = iter(incidents)
 
-        async def enrich_one(incident: Incident) -> None:
-            async with limiter:
-                results[incident.ref] = await self._enrich_one(workspace, incident)
+        async def worker() -> None:
+            for incident in pending:  # one iterator for all workers: each takes the next
+                async with budget:
+                    results[incident.ref] = await self._enrich_one(workspace, incident)
 
+        # A few workers per page, not a task per incident: the page's incidents queue up in
+        # the iterator, and its workers wait for the shared budget like everyone else's.
         async with anyio.create_task_group() as group:
-            for incident in incidents:
-                group.start_soon(enrich_one, incident)
+            for _ in range(min(self._options.enrich_concurrency, len(incidents))):
+                group.start_soon(worker)
         return results
+
+    def _shared_budget(self) -> anyio.CapacityLimiter:
+        if self._enrich_budget is None:
+            self._enrich_budget = anyio.CapacityLimiter(self._options.enrich_concurrency_total)
+        return self._enrich_budget
 
     async def _enrich_one(self, workspace: Workspace, incident: Incident) -> Details:
         """Never raises for the incident's sake: whatever fails is in `Details.missing`."""

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from sentinel_bridge.adapters.sentinel import incidents_path, parse_incident
@@ -18,7 +19,7 @@ from sentinel_bridge.core.ports import ListingEnd
 from sentinel_bridge.sync import forward as forward_module
 from sentinel_bridge.sync.budget import Budget
 from sentinel_bridge.sync.forward import ForwardOptions, ForwardSync
-from tests.factories import WORKSPACE, at, incident, sqlite_store
+from tests.factories import WORKSPACE, at, incident, sentinel_workspace, sqlite_store
 
 
 class ScriptedListing:
@@ -412,3 +413,75 @@ async def test_an_incident_that_cannot_be_mapped_is_delivered_minimal(
     assert bodies[odd.alert_id]["title"] == "(incident #1 could not be mapped)"
     assert "TypeError: surprising payload" in bodies[odd.alert_id]["description"]
     assert bodies[fine.alert_id]["title"] == "My incident"
+
+
+class GatedSource(ScriptedSource):
+    """Enrichments wait until the test lets them go; the most in flight at once is kept,
+    over all workspaces and per workspace."""
+
+    def __init__(self) -> None:
+        super().__init__(page_size=100)
+        self.release = anyio.Event()
+        self.in_flight: dict[str, int] = {}
+        self.peak_total = 0
+        self.peak_per_workspace: dict[str, int] = {}
+        self._changed = anyio.Event()
+
+    async def reached(self, in_flight: int) -> None:
+        """Return once `in_flight` enrichments are waiting at the gate together."""
+        while sum(self.in_flight.values()) < in_flight:
+            await self._changed.wait()
+            self._changed = anyio.Event()
+
+    async def enrich(self, workspace: Workspace, item: Incident) -> Details:
+        key = workspace.key
+        self.in_flight[key] = self.in_flight.get(key, 0) + 1
+        self.peak_total = max(self.peak_total, sum(self.in_flight.values()))
+        self.peak_per_workspace[key] = max(self.peak_per_workspace.get(key, 0), self.in_flight[key])
+        self._changed.set()
+        try:
+            await self.release.wait()
+            return await super().enrich(workspace, item)
+        finally:
+            self.in_flight[key] -= 1
+
+
+async def test_enrichment_in_flight_is_bounded_per_workspace_and_over_all(store: SqlStore) -> None:
+    """Three workspaces with a backlog at once: at most enrich_concurrency each and at most
+    enrich_concurrency_total together are enriched at a time, and every incident is."""
+    source = GatedSource()
+    source.put(*(incident(name=f"i-{n:02d}", modified=at(9000 + n)) for n in range(12)))
+    options = ForwardOptions(
+        lookback=timedelta(hours=1),
+        initial_lookback=timedelta(days=1),
+        enrich_concurrency=4,
+        enrich_concurrency_total=6,
+    )
+    sync = ForwardSync(source, store, options, clock=lambda: NOW)
+    workspaces = [
+        sentinel_workspace(
+            tenant=f"t{n}",
+            tenant_id=WORKSPACE.tenant_id,
+            subscription_id="d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
+            resource_group="rg",
+            workspace_name=f"ws{n}",
+        )
+        for n in range(3)
+    ]
+    reports: list[Any] = []
+
+    async def tick(workspace: Workspace) -> None:
+        reports.append(await sync.tick(workspace))
+
+    async with anyio.create_task_group() as group:
+        for workspace in workspaces:
+            group.start_soon(tick, workspace)
+        with anyio.fail_after(10):
+            await source.reached(6)
+        await anyio.sleep(0.3)  # time for a seventh to start, were the budget not shared
+        assert sum(source.in_flight.values()) == 6
+        source.release.set()
+    assert source.peak_total == 6
+    assert max(source.peak_per_workspace.values()) == 4
+    assert sorted(report.enqueued for report in reports) == [12, 12, 12]
+    assert len(source.enriched) == 36
