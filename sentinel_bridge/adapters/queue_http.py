@@ -37,6 +37,7 @@ from ..core.ports import (
     Telemetry,
 )
 from .http_client import tls_verification_error
+from .json_body import CONTENT_TYPE, json_bytes
 from .retry_after import parse_retry_after
 
 _TAKEN = {201: PutOutcome.CREATED, 200: PutOutcome.UPDATED, 204: PutOutcome.UPDATED}
@@ -78,6 +79,7 @@ class HttpQueue:
         "auto"); False: one PUT per alert whatever the queue offers ("off")."""
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
+        self._json_headers = {**self._headers, **CONTENT_TYPE}
         self._http = http
         # Every answer's status by route: the outcomes above fold a 401, a 429 and a 503 into
         # "retry later", and telling a revoked token from an outage needs the status.
@@ -185,7 +187,13 @@ class HttpQueue:
         labels the answer's status in the metrics (never the ids in `path`)."""
         url = self._base + path
         try:
-            response = await self._http.request(method, url, json=body, headers=self._headers)
+            if body is None:
+                response = await self._http.request(method, url, headers=self._headers)
+            else:
+                content = json_bytes(body)
+                response = await self._http.request(
+                    method, url, content=content, headers=self._json_headers
+                )
         except httpx.TimeoutException:
             return RetryLater(f"queue {method} {path}: timeout")
         except httpx.ConnectError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -273,6 +275,57 @@ async def test_success_with_non_json_body_raises_payload_error(
 ) -> None:
     """A 200 whose body is not JSON is a PayloadError, not a crash."""
     arm.get(INCIDENT_URL).mock(return_value=httpx.Response(200, text="<html>proxy login</html>"))
+    with pytest.raises(PayloadError, match="not JSON"):
+        await client.get_incident(WS, INCIDENT_NAME)
+
+
+def incident_body_with(**properties: object) -> bytes:
+    """GetIncidentById's example with `properties` added, as raw JSON text."""
+    payload = example("GetIncidentById")
+    payload["properties"].update(properties)
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (b'"customDepth": 123456789012345678901234567890', 123456789012345678901234567890),
+        (b'"customDepth": NaN', "nan"),
+        (b'"customDepth": -Infinity', -math.inf),
+    ],
+    ids=["integer past 64 bits", "NaN", "-Infinity"],
+)
+async def test_json_beyond_plain_numbers_is_read_exactly(
+    client: SentinelClient, arm: respx.MockRouter, extra: bytes, expected: object
+) -> None:
+    """An incident with an integer past 64 bits (kept exact, not made a float), NaN or
+    -Infinity in its JSON parses."""
+    body = incident_body_with().replace(b'"properties": {', b'"properties": {' + extra + b", ", 1)
+    arm.get(INCIDENT_URL).mock(return_value=httpx.Response(200, content=body))
+    found = await client.get_incident(WS, INCIDENT_NAME)
+    value = found.raw["properties"]["customDepth"]
+    if expected == "nan":
+        assert math.isnan(value)
+    else:
+        assert value == expected and type(value) is type(expected)
+
+
+async def test_a_utf16_body_is_read_by_its_encoding(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """A UTF-16 JSON body (with its BOM) is read by its encoding."""
+    body = incident_body_with().decode().encode("utf-16")
+    arm.get(INCIDENT_URL).mock(return_value=httpx.Response(200, content=body))
+    found = await client.get_incident(WS, INCIDENT_NAME)
+    assert found.name == INCIDENT_NAME
+
+
+async def test_json_nested_too_deep_for_any_parser_is_a_payload_error(
+    client: SentinelClient, arm: respx.MockRouter
+) -> None:
+    """100,000 nested arrays are a PayloadError, not a RecursionError that ends the tick."""
+    body = b"[" * 100_000 + b"]" * 100_000
+    arm.get(INCIDENT_URL).mock(return_value=httpx.Response(200, content=body))
     with pytest.raises(PayloadError, match="not JSON"):
         await client.get_incident(WS, INCIDENT_NAME)
 

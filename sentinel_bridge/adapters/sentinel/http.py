@@ -13,7 +13,6 @@ from typing import Any
 
 import anyio
 import httpx
-import orjson
 import structlog
 
 from ...core.errors import (
@@ -33,6 +32,7 @@ from ...core.model import JsonObject, Workspace
 from ...core.ports import NoTelemetry, Telemetry
 from ..auth import BearerAuth, TokenProvider
 from ..http_client import tls_verification_error
+from ..json_body import CONTENT_TYPE, json_bytes
 from ..retry_after import parse_retry_after
 from .clock import Clock
 from .retry import RetryPolicy
@@ -55,7 +55,6 @@ _NO_ANSWER = httpx.RequestError
 # Requests in flight per subscription: one tenant's backlog cannot hold every connection of the
 # client, so the other subscriptions' ticks still get theirs.
 PER_SUBSCRIPTION = 32
-_JSON = {"Content-Type": "application/json"}
 
 
 class ArmHttp:
@@ -99,7 +98,7 @@ class ArmHttp:
         operation = operation or method
         # Bound only when something is worth a line: most calls succeed at once.
         log = _LazyLog(workspace, operation, method, url)
-        content = None if body is None else orjson.dumps(body)
+        content = None if body is None else json_bytes(body)
         auth = BearerAuth(self._tokens, workspace.tenant_id)
         lane = self._lane(subscription_of(workspace), kind)
         attempt = 0
@@ -148,7 +147,7 @@ class ArmHttp:
         try:
             async with lane.slots:
                 response = await self._client.request(
-                    method, url, content=content, headers=_JSON if content else None, auth=auth
+                    method, url, content=content, headers=CONTENT_TYPE if content else None, auth=auth
                 )
         except _NO_ANSWER as exc:
             self._telemetry.remote_call(workspace.tenant, kind, "error", time.monotonic() - sent)
@@ -312,9 +311,11 @@ def _bearer_token(request: httpx.Request) -> str:
 def _json_object(response: httpx.Response, method: str) -> JsonObject:
     if not response.content:
         return {}
+    # The json module, not orjson: orjson reads an integer past 64 bits as a float, and an
+    # incident's number must come through as it was sent.
     try:
         payload = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         raise PayloadError(f"{method} {response.request.url.path}: body is not JSON") from None
     if not isinstance(payload, dict):
         raise PayloadError(f"{method} {response.request.url.path}: body is not a JSON object")
