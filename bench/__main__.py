@@ -8,6 +8,10 @@ average), `--measure-seconds S` and `--seed N`; `steady` takes the same but the 
 (1,000 tenants, 60 s, 180 s, 240 s by default). `failover` (several replicas on PostgreSQL, not
 part of `all`) takes `--ttl S`, `--kills N`, `--poll-seconds S` (of the failover part),
 `--measure-seconds S` (of the ARM cost part), `--seed N` and `--pg-url URL`.
+
+Every benchmark takes `--queue-batch N` (the emulated queue advertises `POST /v1/alerts:batch`
+of up to N alerts; default 0, single PUTs) and `--set SECTION__KEY=VALUE` (repeatable: a
+setting of the bridge under test, e.g. `--set RUNTIME__EVENT_LOOP=asyncio`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import common
 from .common import Row, table
 from .logs import SCENARIOS
 
@@ -119,6 +124,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or "__" not in key:
+        raise argparse.ArgumentTypeError(f"not SECTION__KEY=VALUE: {text!r}")
+    return f"SENTINEL_BRIDGE_{key.upper()}", value
+
+
 def _lease_ttl(text: str) -> float:
     value = _positive(text)
     if value < 3:
@@ -151,9 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttl", type=_lease_ttl, help="failover: lease TTL, s (15, min 3)")
     parser.add_argument("--kills", type=_positive_int, help="failover: SIGKILLs measured (20)")
     parser.add_argument("--pg-url", help="failover: PostgreSQL server (postgresql+asyncpg://...)")
+    parser.add_argument(
+        "--queue-batch", type=int, default=0, help="the queue offers batches of N alerts (0)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="SECTION__KEY=VALUE",
+        help="a setting of the bridge under test (repeatable)",
+    )
     args = parser.parse_args(argv)
+    common.QUEUE_BATCH_MAX_ALERTS = args.queue_batch
+    common.BRIDGE_ENV.update(dict(args.set))
     names = ["backlog", "raw", "steady", "reverse", "push"] if args.which == "all" else [args.which]
     print(f"machine: {_machine()}", flush=True)
+    print(f"queue batch: {args.queue_batch or 'off'}; bridge settings: {args.set}", flush=True)
     rows: list[Row] = []
     for name in names:
         began = time.monotonic()

@@ -19,6 +19,11 @@ from sentinel_bridge_emulator import EmulatedWorkspace, Emulator, EmulatorOption
 from sentinel_bridge_emulator.standalone import bridge_config_toml
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+# Set from the command line (`python -m bench ... --queue-batch N --set KEY=VALUE`): the
+# emulated queue's advertised batch size (0: single PUTs, contract v1's core) and settings of
+# the bridge under test, as SENTINEL_BRIDGE_<SECTION>__<KEY> variables.
+QUEUE_BATCH_MAX_ALERTS = 0
+BRIDGE_ENV: dict[str, str] = {}
 
 
 @dataclass
@@ -51,6 +56,7 @@ class Rig:
 
 
 def new_emulator(tenants: int, **options: object) -> tuple[Emulator, list[EmulatedWorkspace]]:
+    options.setdefault("queue_batch_max_alerts", QUEUE_BATCH_MAX_ALERTS)
     emulator = Emulator(EmulatorOptions(**options))  # type: ignore[arg-type]
     workspaces = [
         emulator.add_workspace(
@@ -80,6 +86,7 @@ def rig(
         env["SENTINEL_BRIDGE_CONFIG"] = str(config)
         env["SENTINEL_BRIDGE_OBSERVABILITY__LOG_LEVEL"] = "warning"
         env.update({f"SENTINEL_BRIDGE_SYNC__{k.upper()}": v for k, v in sync.items()})
+        env.update(BRIDGE_ENV)
         yield Rig(emulator, ep, workspaces, workdir, env)
 
 
