@@ -56,7 +56,8 @@ class Rig:
 
 
 def new_emulator(tenants: int, **options: object) -> tuple[Emulator, list[EmulatedWorkspace]]:
-    options.setdefault("queue_batch_max_alerts", QUEUE_BATCH_MAX_ALERTS)
+    if QUEUE_BATCH_MAX_ALERTS:  # not passed otherwise: an older emulator has no such option
+        options.setdefault("queue_batch_max_alerts", QUEUE_BATCH_MAX_ALERTS)
     emulator = Emulator(EmulatorOptions(**options))  # type: ignore[arg-type]
     workspaces = [
         emulator.add_workspace(
