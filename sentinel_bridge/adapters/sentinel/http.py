@@ -147,7 +147,11 @@ class ArmHttp:
         try:
             async with lane.slots:
                 response = await self._client.request(
-                    method, url, content=content, headers=CONTENT_TYPE if content else None, auth=auth
+                    method,
+                    url,
+                    content=content,
+                    headers=CONTENT_TYPE if content else None,
+                    auth=auth,
                 )
         except _NO_ANSWER as exc:
             self._telemetry.remote_call(workspace.tenant, kind, "error", time.monotonic() - sent)
