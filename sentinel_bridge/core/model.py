@@ -211,6 +211,9 @@ class PageCommit:
     parked: tuple[ParkedItem, ...]
     checkpoint: datetime | None  # None: leave the checkpoint where it is
     caught_up: bool = False  # the tick's listing ran to its end
+    # The tick ended well at this time (its last commit): recorded in the same write, so that
+    # an idle tick is one transaction.
+    ticked_at: datetime | None = None
 
 
 # --- reverse path ----------------------------------------------------------------------------

@@ -120,7 +120,11 @@ class ForwardSync:
         report.end = listing.end.value
         complete = listing.end is ListingEnd.COMPLETE
         final = checkpoint_after_listing(window, complete, newest)
-        await self._commit(PageCommit(workspace.key, (), (), (), final, caught_up=complete))
+        # The tick's success goes with its checkpoint: an idle tick is this one write.
+        ended = self._clock()
+        await self._commit(
+            PageCommit(workspace.key, (), (), (), final, caught_up=complete, ticked_at=ended)
+        )
         await self._retry_enrichment(workspace, report)
         # A quiet tick is debug: at a 60 s poll that is 1,440 lines a day per workspace saying
         # nothing. The periodic `workspace summary` line shows quiet workspaces alive.
@@ -173,6 +177,10 @@ class ForwardSync:
         report.parked += len(parked)
         for item in parked:
             log.warning("parked", **workspace.log_context(), **item.identifiers, reason=item.reason)
+        if not (ledger_rows or outbox or parked):
+            # Nothing read here needs keeping: the checkpoint moves with the next write (at the
+            # latest the tick's last), or the next tick reads this page again, harmlessly.
+            return
         await self._commit(
             PageCommit(workspace.key, tuple(ledger_rows), tuple(outbox), tuple(parked), checkpoint)
         )

@@ -44,7 +44,7 @@ async def test_commit_page_is_atomic_when_a_late_step_fails(
 ) -> None:
     """A failure after the ledger, outbox and parked writes leaves nothing behind."""
 
-    async def explode(*_args: object) -> None:
+    async def explode(*_args: object, **_keywords: object) -> None:
         raise RuntimeError("crash before the checkpoint")
 
     monkeypatch.setattr(writes, "advance_checkpoint", explode)

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import event as sa_event
 
 from sentinel_bridge.adapters.sentinel import incidents_path, parse_incident
 from sentinel_bridge.adapters.store import SqlStore
@@ -485,3 +486,41 @@ async def test_enrichment_in_flight_is_bounded_per_workspace_and_over_all(store:
     assert max(source.peak_per_workspace.values()) == 4
     assert sorted(report.enqueued for report in reports) == [12, 12, 12]
     assert len(source.enriched) == 36
+
+
+def count_statements(store: SqlStore) -> list[str]:
+    """Every SQL statement the store's engine sends from now on, first word upper-cased."""
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        sent.append(statement.split(None, 1)[0].upper())
+
+    sa_event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    return sent
+
+
+async def test_an_idle_tick_is_one_write_of_one_statement(store: SqlStore) -> None:
+    """A tick that finds nothing new (a re-read of unchanged incidents) writes once: one
+    transaction with one upsert of the workspace's row, checkpoint and success together."""
+    source = ScriptedSource()
+    source.put(incident(name="a", modified=at(9000)), incident(name="b", modified=at(9100)))
+    await forward(source, store).tick(WORKSPACE)
+    sent = count_statements(store)
+    report = await forward(source, store, now=NOW + timedelta(seconds=60)).tick(WORKSPACE)
+    assert (report.fetched, report.enqueued) == (2, 0)
+    # Read the checkpoint, the page's ledger rows; the one write (INSERT ... ON CONFLICT DO
+    # UPDATE); read the enrichments due. Before: three write transactions of four upserts.
+    assert sent == ["BEGIN", "SELECT", "BEGIN", "SELECT", "BEGIN", "INSERT", "BEGIN", "SELECT"]
+
+
+async def test_a_tick_that_ends_well_records_its_success_and_clears_the_error(
+    store: SqlStore,
+) -> None:
+    """The tick's last commit sets last tick and last success to its end and clears the
+    error a failed tick left."""
+    await store.record_tick(WORKSPACE.key, at(1), "AuthError: tenant x")
+    later = NOW + timedelta(seconds=5)
+    await forward(ScriptedSource(), store, now=later).tick(WORKSPACE)
+    [state] = await store.workspace_states()
+    assert (state.last_tick_at, state.last_success_at, state.last_error) == (later, later, None)
+    assert await store.checkpoint(WORKSPACE.key) == later

@@ -93,19 +93,24 @@ class SqlStore:
         return found
 
     async def commit_page(self, commit: PageCommit) -> None:
-        """Ledger upserts, outbox upserts, parked rows and checkpoint, in one transaction."""
+        """Ledger upserts, outbox upserts, parked rows and the workspace's row (checkpoint,
+        caught up, the tick's success), in one transaction."""
         now = self._clock()
         async with self._writes.begin() as conn:
             await self._fence(conn, commit.workspace_key)
             await writes.upsert_ledger(conn, self._insert, commit.ledger, now)
             await writes.upsert_outbox(conn, self._insert, commit.outbox, now)
             await writes.insert_parked(conn, commit.parked, now)
-            if commit.checkpoint is not None:
+            if commit.checkpoint is not None or commit.caught_up or commit.ticked_at is not None:
                 await writes.advance_checkpoint(
-                    conn, self._insert, commit.workspace_key, commit.checkpoint, now
+                    conn,
+                    self._insert,
+                    commit.workspace_key,
+                    commit.checkpoint,
+                    now,
+                    caught_up=commit.caught_up,
+                    ticked_at=commit.ticked_at,
                 )
-            if commit.caught_up:
-                await writes.mark_caught_up(conn, self._insert, commit.workspace_key, now)
 
     async def enrichment_due(
         self, workspace_key: str, now: datetime, limit: int

@@ -137,19 +137,40 @@ def parked_row(item: ParkedItem, now: datetime) -> dict[str, Any]:
 
 
 async def advance_checkpoint(
-    conn: AsyncConnection, insert: InsertFn, workspace_key: str, to: datetime, now: datetime
+    conn: AsyncConnection,
+    insert: InsertFn,
+    workspace_key: str,
+    to: datetime | None,
+    now: datetime,
+    caught_up: bool = False,
+    ticked_at: datetime | None = None,
 ) -> None:
-    """Move the checkpoint to `to`, or leave it where it is if it is already later."""
-    stmt = insert(checkpoints).values(workspace_key=workspace_key, checkpoint=to, updated_at=now)
-    old, new = checkpoints.c.checkpoint, stmt.excluded.checkpoint
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[checkpoints.c.workspace_key],
-        set_={
-            "checkpoint": sa.case((sa.or_(old.is_(None), new > old), new), else_=old),
-            "updated_at": stmt.excluded.updated_at,
-        },
+    """The workspace's row in one upsert: the checkpoint moved to `to` (never back; None:
+    left alone), the first listing that ran to its end remembered (`caught_up`), and a tick
+    that ended well at `ticked_at` recorded (its error cleared). An idle tick is this one
+    statement, not one per fact."""
+    values: dict[str, Any] = {"workspace_key": workspace_key, "updated_at": now}
+    stmt = insert(checkpoints)
+    new = stmt.excluded
+    set_: dict[str, Any] = {"updated_at": new.updated_at}
+    if to is not None:
+        values["checkpoint"] = to
+        old = checkpoints.c.checkpoint
+        set_["checkpoint"] = sa.case(
+            (sa.or_(old.is_(None), new.checkpoint > old), new.checkpoint), else_=old
+        )
+    if caught_up:
+        values["caught_up_at"] = now
+        set_["caught_up_at"] = sa.func.coalesce(checkpoints.c.caught_up_at, now)
+    if ticked_at is not None:
+        values.update(last_tick_at=ticked_at, last_success_at=ticked_at, last_error=None)
+        set_.update(
+            last_tick_at=new.last_tick_at, last_success_at=new.last_success_at, last_error=None
+        )
+    upsert = stmt.values(**values).on_conflict_do_update(
+        index_elements=[checkpoints.c.workspace_key], set_=set_
     )
-    await conn.execute(stmt)
+    await conn.execute(upsert)
 
 
 def caught_up_query(workspace_keys: Iterable[str]) -> sa.Select[tuple[str]]:
@@ -158,18 +179,6 @@ def caught_up_query(workspace_keys: Iterable[str]) -> sa.Select[tuple[str]]:
         checkpoints.c.workspace_key.in_(list(workspace_keys)),
         checkpoints.c.caught_up_at.is_not(None),
     )
-
-
-async def mark_caught_up(
-    conn: AsyncConnection, insert: InsertFn, workspace_key: str, now: datetime
-) -> None:
-    """Remember the first listing of the workspace that ran to its end."""
-    stmt = insert(checkpoints).values(workspace_key=workspace_key, caught_up_at=now, updated_at=now)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[checkpoints.c.workspace_key],
-        set_={"caught_up_at": sa.func.coalesce(checkpoints.c.caught_up_at, now)},
-    )
-    await conn.execute(stmt)
 
 
 async def record_tick(
