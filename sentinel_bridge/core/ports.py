@@ -461,6 +461,10 @@ class ReverseStore(Protocol):
         """Delivered incidents whose comments were not mirrored at their ledger revision."""
         ...
 
+    async def sweeps_due(self, workspace_keys: Sequence[str]) -> set[str]:
+        """The workspaces among `workspace_keys` for which sweep_due would find something."""
+        ...
+
     async def mark_swept(self, alert_id: str, revision: datetime) -> None: ...
 
     async def sweep_failed(self, alert_id: str, attempts: int, retry_at: datetime) -> None:

@@ -13,7 +13,7 @@ queue that asks to try later only wait for the next pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import anyio
@@ -71,6 +71,11 @@ class CommentMirror:
         self._limit = limit
         self._budget = budget
         self._clock = clock
+
+    async def due(self, workspaces: Sequence[Workspace]) -> list[Workspace]:
+        """Those of `workspaces` with comments to mirror, in order (one store query)."""
+        keys = await self._store.sweeps_due([workspace.key for workspace in workspaces])
+        return [workspace for workspace in workspaces if workspace.key in keys]
 
     async def sweep(self, workspace: Workspace) -> tuple[int, int]:
         """(comments mirrored, incidents that failed and stay due) for one workspace."""

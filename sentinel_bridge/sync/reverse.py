@@ -151,7 +151,7 @@ class ReverseSync:
         self._telemetry.reverse_pass_finished(
             report.feed_error is None and report.pending == 0 and not is_set(stopping)
         )
-        for workspace in self._workspaces.values():
+        for workspace in await self._sweeps_due(stopping):
             if is_set(stopping):
                 break
             mirrored, failed = await self._mirror.sweep(workspace)
@@ -175,6 +175,11 @@ class ReverseSync:
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
         return report
+
+    async def _sweeps_due(self, stopping: anyio.Event | None) -> list[Workspace]:
+        if is_set(stopping) or not self._workspaces:
+            return []
+        return await self._mirror.due(list(self._workspaces.values()))
 
     async def retry(self, change_ids: Sequence[str] | None) -> list[JournalEntry]:
         """Apply parked changes again (all of them for None), oldest first; their new state.

@@ -69,14 +69,17 @@ async def test_sweeps_cover_delivered_incidents_at_new_revisions(store: SqlStore
     state = reverse(store)
     await store.commit_page(page(1, 2, revision=at(0)))
     assert await state.sweep_due(WS, 10) == []  # still in the outbox
+    assert await state.sweeps_due([WS, "other"]) == set()
     for claimed in await store.claim_outbox(10, T0, 60):
         await store.mark_delivered_many([claimed.item])
     due = await state.sweep_due(WS, 10)
     assert len(due) == 2
+    assert await state.sweeps_due([WS, "other"]) == {WS}
     await state.mark_swept(due[0].alert_id, at(0))
     assert [t.alert_id for t in await state.sweep_due(WS, 10)] == [due[1].alert_id]
     first = ledger_entry(1, at(5), "newer")
     await state.mark_swept(due[1].alert_id, at(0))
+    assert await state.sweeps_due([WS]) == set()  # every incident swept at its revision
     insert = sqlite.insert if store.engine.dialect.name == "sqlite" else postgresql.insert
     async with store.engine.begin() as conn:
         await writes.upsert_ledger(conn, insert, [first], T0)
@@ -104,6 +107,9 @@ async def test_incidents_without_comments_are_never_swept(store: SqlStore) -> No
     await store.commit_page(commit)
     due = {t.alert_id for t in await state.sweep_due(WS, 10)}
     assert due == {entries[1].alert_id, entries[2].alert_id}
+    await state.mark_swept(entries[1].alert_id, at(0))
+    await state.mark_swept(entries[2].alert_id, at(0))
+    assert await state.sweeps_due([WS]) == set()  # the one with 0 comments is not due
     stored = await store.ledger(WS, [e.ref for e in entries])
     assert [stored[e.ref].comments_count for e in entries] == [0, 3, None]
 
@@ -121,6 +127,8 @@ async def test_a_failed_sweep_counts_and_waits_for_its_retry_time(store: SqlStor
     assert due.sweep_attempts == 0
     await reverse(store).sweep_failed(due.alert_id, 2, at(60))
     assert await reverse(store).sweep_due(WS, 10) == []  # the clock says T0
+    assert await reverse(store).sweeps_due([WS]) == set()
+    assert await ReverseSqlStore(store.engine, clock=lambda: at(60)).sweeps_due([WS]) == {WS}
     later = ReverseSqlStore(store.engine, clock=lambda: at(60))
     [again] = await later.sweep_due(WS, 10)
     assert again.sweep_attempts == 2

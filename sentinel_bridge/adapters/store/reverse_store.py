@@ -156,26 +156,45 @@ class ReverseSqlStore:
             await self._upsert_written(conn, items, self._clock())
 
     async def sweep_due(self, workspace_key: str, limit: int) -> list[AlertTarget]:
-        swept = comment_sweeps.c.revision
-        retry_at = comment_sweeps.c.retry_at
         query = (
             sa.select(ledger, sa.func.coalesce(comment_sweeps.c.attempts, 0).label("attempts"))
             .outerjoin(comment_sweeps, comment_sweeps.c.alert_id == ledger.c.alert_id)
-            .where(
-                ledger.c.workspace_key == workspace_key,
-                sa.or_(swept.is_(None), ledger.c.revision > swept),
-                # After a failed pass, not before its retry time.
-                sa.or_(retry_at.is_(None), retry_at <= self._clock()),
-                # Sentinel counts an incident's comments: none means nothing to list.
-                sa.or_(ledger.c.comments_count.is_(None), ledger.c.comments_count > 0),
-                # Not before the alert reached the queue: a comment needs its alert there.
-                ledger.c.alert_id.not_in(sa.select(outbox.c.alert_id)),
-            )
+            .where(ledger.c.workspace_key == workspace_key, *self._sweep_due())
             .order_by(ledger.c.revision)
             .limit(limit)
         )
         async with self._engine.connect() as conn:
             return [_target(row, row.attempts) for row in await conn.execute(query)]
+
+    async def sweeps_due(self, workspace_keys: Sequence[str]) -> set[str]:
+        """The workspaces among `workspace_keys` with an incident whose comments are due: one
+        query for a pass over a thousand quiet workspaces, not one each."""
+        found: set[str] = set()
+        async with self._engine.connect() as conn:
+            for start in range(0, len(workspace_keys), _CHUNK):
+                chunk = list(workspace_keys[start : start + _CHUNK])
+                query = (
+                    sa.select(ledger.c.workspace_key)
+                    .distinct()
+                    .outerjoin(comment_sweeps, comment_sweeps.c.alert_id == ledger.c.alert_id)
+                    .where(ledger.c.workspace_key.in_(chunk), *self._sweep_due())
+                )
+                found.update(await conn.scalars(query))
+        return found
+
+    def _sweep_due(self) -> tuple[sa.ColumnElement[bool], ...]:
+        """When a ledger row's comments are due to be listed (joined with its sweep row)."""
+        swept = comment_sweeps.c.revision
+        retry_at = comment_sweeps.c.retry_at
+        return (
+            sa.or_(swept.is_(None), ledger.c.revision > swept),
+            # After a failed pass, not before its retry time.
+            sa.or_(retry_at.is_(None), retry_at <= self._clock()),
+            # Sentinel counts an incident's comments: none means nothing to list.
+            sa.or_(ledger.c.comments_count.is_(None), ledger.c.comments_count > 0),
+            # Not before the alert reached the queue: a comment needs its alert there.
+            ledger.c.alert_id.not_in(sa.select(outbox.c.alert_id)),
+        )
 
     async def sweep_failed(self, alert_id: str, attempts: int, retry_at: datetime) -> None:
         """Count a failed mirroring pass of the incident; it is due again at `retry_at`."""
