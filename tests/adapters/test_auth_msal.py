@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,45 @@ def test_session_applies_its_timeout_to_every_request(monkeypatch: pytest.Monkey
     monkeypatch.setattr(requests.Session, "request", fake_request)
     bridge_session(None, 7.0).post("https://login.example/token", data={"a": "b"})
     assert seen["timeout"] == 7.0
+
+
+async def test_every_tenants_app_talks_through_one_session() -> None:
+    """One session (one pool, one TLS context) for all tenants, not one per tenant."""
+    msal = FakeMsal()
+    tokens = provider(msal)
+    await tokens.token(TENANT_A)
+    await tokens.token(TENANT_B)
+    first, second = (app.kwargs["http_client"] for app in msal.apps)
+    assert first is second
+
+
+def test_the_shared_session_keeps_no_cookie_from_one_answer_for_the_next() -> None:
+    """A cookie an authority answer sets is not sent with the next request (which may be
+    another tenant's): the session is shared, its cookies would be too."""
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "fpc=tenant-a-affinity; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = bridge_session(None, 5.0)
+        url = f"http://127.0.0.1:{server.server_port}/token"
+        session.get(url)
+        session.get(url)
+    finally:
+        server.shutdown()
+    assert seen == [None, None]
+    assert len(session.cookies) == 0
 
 
 @pytest.mark.parametrize(
