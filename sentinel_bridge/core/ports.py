@@ -322,6 +322,12 @@ class ForwardStore(Protocol):
 
     async def checkpoint(self, workspace_key: str) -> datetime | None: ...
 
+    async def tick_start(
+        self, workspace_key: str, now: datetime, limit: int
+    ) -> tuple[datetime | None, list[LedgerEntry]]:
+        """What a tick starts from, in one read: the checkpoint and enrichment_due's rows."""
+        ...
+
     async def ledger(
         self, workspace_key: str, refs: Sequence[str]
     ) -> Mapping[str, LedgerEntry]: ...

@@ -108,14 +108,19 @@ class ForwardSync:
     async def tick(self, workspace: Workspace) -> TickReport:
         started = time.monotonic()
         report = TickReport()
-        checkpoint = await self._store.checkpoint(workspace.key)
+        now = self._clock()
+        checkpoint, due = await self._store.tick_start(
+            workspace.key, now, self._options.enrich_retry_batch
+        )
         window = plan_window(
-            checkpoint, self._clock(), self._options.lookback, self._options.initial_lookback
+            checkpoint, now, self._options.lookback, self._options.initial_lookback
         )
         listing = self._source.list_changed(workspace, window.since)
         newest: datetime | None = None
+        listed: set[str] = set()
         async for page in listing:
             newest = _newest(page, newest)
+            listed.update(incident.ref.lower() for incident in page.incidents)
             await self._process_page(workspace, page, report, checkpoint_after_page(window, newest))
         report.end = listing.end.value
         complete = listing.end is ListingEnd.COMPLETE
@@ -125,7 +130,8 @@ class ForwardSync:
         await self._commit(
             PageCommit(workspace.key, (), (), (), final, caught_up=complete, ticked_at=ended)
         )
-        await self._retry_enrichment(workspace, report)
+        # The listing already retried the due ones it read (and moved their retry time on).
+        await self._retry_enrichment(workspace, report, [e for e in due if e.ref not in listed])
         # A quiet tick is debug: at a 60 s poll that is 1,440 lines a day per workspace saying
         # nothing. The periodic `workspace summary` line shows quiet workspaces alive.
         write = log.debug if report.quiet else log.info
@@ -270,12 +276,13 @@ class ForwardSync:
         )
         return _outbox_item(workspace, incident, body), row, parked
 
-    async def _retry_enrichment(self, workspace: Workspace, report: TickReport) -> None:
+    async def _retry_enrichment(
+        self, workspace: Workspace, report: TickReport, due: list[LedgerEntry]
+    ) -> None:
         """Read again the incidents whose enrichment is due and were not listed this tick."""
         if not self._options.enrich:
             return
         now = self._clock()
-        due = await self._store.enrichment_due(workspace.key, now, self._options.enrich_retry_batch)
         fetched: list[Incident] = []
         rows: list[LedgerEntry] = []
         parked: list[ParkedItem] = []

@@ -255,8 +255,10 @@ async def test_a_healed_enrichment_updates_the_same_alert(store: SqlStore) -> No
     report = await forward_at(source, store, clock).tick(WORKSPACE)
     assert (report.unchanged, report.reenriched, report.enqueued) == (1, 0, 0)
     clock.now = NOW + timedelta(seconds=61)
+    enriched = len(source.enriched)
     report = await forward_at(source, store, clock).tick(WORKSPACE)
     assert (report.reenriched, report.enqueued) == (1, 1)
+    assert len(source.enriched) == enriched + 1  # once, by the listing, not again as due
     second = await outbox_bodies(store)
     assert second[poison.alert_id]["enrichment"] == "complete"
     assert second[poison.alert_id]["revision"] == first[poison.alert_id]["revision"]
@@ -508,9 +510,10 @@ async def test_an_idle_tick_is_one_write_of_one_statement(store: SqlStore) -> No
     sent = count_statements(store)
     report = await forward(source, store, now=NOW + timedelta(seconds=60)).tick(WORKSPACE)
     assert (report.fetched, report.enqueued) == (2, 0)
-    # Read the checkpoint, the page's ledger rows; the one write (INSERT ... ON CONFLICT DO
-    # UPDATE); read the enrichments due. Before: three write transactions of four upserts.
-    assert sent == ["BEGIN", "SELECT", "BEGIN", "SELECT", "BEGIN", "INSERT", "BEGIN", "SELECT"]
+    # Read the checkpoint and the enrichments due together, then the page's ledger rows; the
+    # one write (INSERT ... ON CONFLICT DO UPDATE). Before: four reads and three write
+    # transactions of four upserts.
+    assert sent == ["BEGIN", "SELECT", "SELECT", "BEGIN", "SELECT", "BEGIN", "INSERT"]
 
 
 async def test_a_tick_that_ends_well_records_its_success_and_clears_the_error(

@@ -70,12 +70,19 @@ class SqlStore:
     # --- forward loop -------------------------------------------------------------------
 
     async def checkpoint(self, workspace_key: str) -> datetime | None:
-        query = sa.select(checkpoints.c.checkpoint).where(
-            checkpoints.c.workspace_key == workspace_key
-        )
         async with self._engine.connect() as conn:
-            value: datetime | None = await conn.scalar(query)
+            value: datetime | None = await conn.scalar(_checkpoint_query(workspace_key))
         return value
+
+    async def tick_start(
+        self, workspace_key: str, now: datetime, limit: int
+    ) -> tuple[datetime | None, list[LedgerEntry]]:
+        """The checkpoint and the enrichments due by `now`, on one connection: a quiet tick
+        reads the store once before its listing, not once before and once after."""
+        async with self._engine.connect() as conn:
+            checkpoint: datetime | None = await conn.scalar(_checkpoint_query(workspace_key))
+            rows = await conn.execute(_enrichment_due_query(workspace_key, now, limit))
+            return checkpoint, [_ledger_entry(row) for row in rows]
 
     async def ledger(self, workspace_key: str, refs: Sequence[str]) -> Mapping[str, LedgerEntry]:
         """Ledger rows by the caller's spelling of each ref (matched case-insensitively)."""
@@ -117,13 +124,8 @@ class SqlStore:
     ) -> list[LedgerEntry]:
         """Ledger rows of the workspace whose enrichment is due to be tried again, oldest due
         first (a row re-read by the listing was already retried there and moved on)."""
-        query = (
-            sa.select(ledger)
-            .where(ledger.c.workspace_key == workspace_key, ledger.c.enrich_retry_at <= now)
-            .order_by(ledger.c.enrich_retry_at)
-            .limit(limit)
-        )
         async with self._engine.connect() as conn:
+            query = _enrichment_due_query(workspace_key, now, limit)
             return [_ledger_entry(row) for row in await conn.execute(query)]
 
     async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None:
@@ -248,6 +250,19 @@ def _workspace_state(key: str, tick: Any, depth: int, parked_count: int) -> Work
         last_success_at=tick.last_success_at if tick else None,
         outbox_depth=depth,
         parked=parked_count,
+    )
+
+
+def _checkpoint_query(workspace_key: str) -> sa.Select[Any]:
+    return sa.select(checkpoints.c.checkpoint).where(checkpoints.c.workspace_key == workspace_key)
+
+
+def _enrichment_due_query(workspace_key: str, now: datetime, limit: int) -> sa.Select[Any]:
+    return (
+        sa.select(ledger)
+        .where(ledger.c.workspace_key == workspace_key, ledger.c.enrich_retry_at <= now)
+        .order_by(ledger.c.enrich_retry_at)
+        .limit(limit)
     )
 
 
