@@ -320,12 +320,11 @@ class WorkspaceState:
 class ForwardStore(Protocol):
     """What a forward tick keeps: checkpoint, dedup ledger, and the page it commits."""
 
-    async def checkpoint(self, workspace_key: str) -> datetime | None: ...
-
     async def tick_start(
         self, workspace_key: str, now: datetime, limit: int
     ) -> tuple[datetime | None, list[LedgerEntry]]:
-        """What a tick starts from, in one read: the checkpoint and enrichment_due's rows."""
+        """What a tick starts from, in one read: the checkpoint, and the ledger rows whose
+        enrichment is due to be tried again by `now` (at most `limit`, oldest due first)."""
         ...
 
     async def ledger(
@@ -334,12 +333,6 @@ class ForwardStore(Protocol):
 
     async def commit_page(self, commit: PageCommit) -> None:
         """Ledger upserts, outbox upserts, parked rows and checkpoint, in one transaction."""
-        ...
-
-    async def enrichment_due(
-        self, workspace_key: str, now: datetime, limit: int
-    ) -> list[LedgerEntry]:
-        """Ledger rows whose enrichment is due to be tried again by `now`, oldest due first."""
         ...
 
 

@@ -1,7 +1,7 @@
 """The event loop the bridge runs on, and the garbage collector's settings.
 
 uvloop (the optional `uvloop` extra) runs the same code with a cheaper loop: fewer CPU
-microseconds per socket event, which is most of what a quiet bridge does. `[runtime]
+microseconds per socket event and timer, which is much of what a quiet bridge does. `[runtime]
 event_loop` chooses: "auto" takes uvloop when it is installed, "asyncio" is the off switch,
 "uvloop" insists (the configuration refuses it when uvloop is missing).
 
@@ -9,8 +9,10 @@ The bridge keeps a large, long-lived heap after start-up (modules, compiled SQL,
 TLS contexts) and makes thousands of short-lived dicts per page of incidents. CPython's
 default thresholds run a young collection every 700 allocations and, every hundred of those,
 walk the whole heap again. Freezing what start-up built moves it out of every later
-collection, and a larger first threshold makes collections rarer: both cut CPU, not memory
-safety (cycles are still collected, only less often).
+collection, and a larger first threshold makes collections rarer (cycles are still
+collected, only less often). Measured (BENCHMARKS.md), both gains are within run-to-run noise
+on the benchmarks' workloads; they are kept, switchable, for heaps that grow with the number
+of tenants.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ log = structlog.get_logger(__name__)
 EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
 
 # Allocations (minus deallocations) between two young collections: CPython's default is 700.
-# Measured with `python -m bench raw` (BENCHMARKS.md): larger values buy little more.
 GC_THRESHOLDS = (50_000, 20, 20)
 
 

@@ -122,5 +122,9 @@ async def test_ledger_keeps_the_enrichment_state_and_lists_due_retries(store: Sq
         at(30),
     )
     assert await store.enrichment_due(WS, at(30), 1) == due[:1]
+    # What a tick starts from: the checkpoint (none yet) and the same due rows, in one read.
+    assert await store.tick_start(WS, at(30), 10) == (None, due)
+    await store.commit_page(dataclasses.replace(page(), checkpoint=at(5)))
+    assert await store.tick_start(WS, at(30), 1) == (at(5), due[:1])
     plain = (await store.ledger(WS, [rows[3].ref]))[rows[3].ref]
     assert (plain.enrichment, plain.enrich_attempts, plain.enrich_retry_at) == ("complete", 0, None)
