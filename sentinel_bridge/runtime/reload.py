@@ -1,7 +1,7 @@
 """Live reload of the configuration (SIGHUP).
 
-Tenants are applied live. Other sections (credentials, store, queue, sync timing, logging)
-are wired into long-lived clients at start; a change to them is reported as needing a restart
+Tenants are applied live. Other sections (credentials, store, queue, sync timing, logging,
+the event loop) are wired into long-lived clients at start; a change to them is reported as needing a restart
 instead of being half-applied.
 
 systemd hears of each reload: RELOADING=1 before the file is read, READY=1 once the new tenants
@@ -22,7 +22,7 @@ from .systemd_notify import Notifier
 
 log = structlog.get_logger(__name__)
 
-_RESTART_SECTIONS = ("azure", "store", "queue", "sync", "observability")
+_RESTART_SECTIONS = ("azure", "store", "queue", "sync", "observability", "runtime")
 
 _RELOADED = "configuration reloaded"
 _REJECTED = "configuration reload rejected; the running configuration stays"

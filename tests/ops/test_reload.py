@@ -152,6 +152,26 @@ async def test_changes_outside_tenants_are_reported_as_needing_a_restart(tmp_pat
     assert warning["sections"] == ["sync"]
 
 
+async def test_a_changed_event_loop_is_reported_as_needing_a_restart(tmp_path: Path) -> None:
+    """[runtime] (the loop the process already runs on) is named in the restart warning."""
+    config = tmp_path / "config.toml"
+    write(config, tenant("alpha"))
+    load = partial(load_settings, config)
+    async with anyio.create_task_group() as group:
+        daemon = Daemon(Ticker(), Store(), load(), group, workspaces_of, TickHealth(0.05),
+                        Notifier({}))  # fmt: skip
+        await daemon.start()
+        with config.open("a", encoding="utf-8") as file:
+            file.write('\n[runtime]\nevent_loop = "asyncio"\n')
+        with capture_logs() as logs:
+            assert daemon.reload(load)
+        await daemon.loops.stop_all(1.0)
+        group.cancel_scope.cancel()
+    assert daemon.settings.runtime.event_loop == "auto"
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["sections"] == ["runtime"]
+
+
 def raise_permission_error(path: Path) -> Settings:
     raise PermissionError(13, "Permission denied", str(path))
 
