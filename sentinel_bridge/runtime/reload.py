@@ -1,8 +1,8 @@
 """Live reload of the configuration (SIGHUP).
 
 Tenants are applied live. Other sections (credentials, store, queue, sync timing, logging,
-the event loop) are wired into long-lived clients at start; a change to them is reported as needing a restart
-instead of being half-applied.
+the event loop) are wired into long-lived clients at start; a change to them is reported as
+needing a restart instead of being half-applied.
 
 systemd hears of each reload: RELOADING=1 before the file is read, READY=1 once the new tenants
 run or the file was rejected, whatever happened in between, so the unit never stays
