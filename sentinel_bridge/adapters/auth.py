@@ -151,8 +151,8 @@ class MsalTokenProvider:
         self._now = now
         self._apps: dict[str, ConfidentialApp] = {}
         # One session (one connection pool, one TLS context) for every tenant's app: a session
-        # each held a pooled connection and its own TLS context per tenant, about 110 KB
-        # apiece, 110 MB for a thousand customers.
+        # each held a pooled connection and its own TLS context per tenant (about 110 KB
+        # apiece when 300 were measured side by side).
         self._session = bridge_session(ca_bundle, timeout)
         self._locks: dict[str, anyio.Lock] = {}
         self._cached: dict[str, _Cached] = {}
