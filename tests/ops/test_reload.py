@@ -4,10 +4,12 @@ ticks finish; an invalid new config is rejected and the running one stays."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import anyio
+import pytest
 from structlog.testing import capture_logs
 
 from sentinel_bridge.config import Settings, load_settings
@@ -133,8 +135,31 @@ async def test_an_invalid_new_config_is_rejected_and_the_running_one_stays(
     assert problem.startswith(f"{config}: tenants[1].resource_group: ")
 
 
-async def test_changes_outside_tenants_are_reported_as_needing_a_restart(tmp_path: Path) -> None:
-    """A changed [sync] section is named in a warning and not half-applied."""
+def slower_poll(config: Path) -> None:
+    config.write_text(config.read_text().replace("0.05", "0.07"), encoding="utf-8")
+
+
+def asyncio_loop(config: Path) -> None:
+    with config.open("a", encoding="utf-8") as file:
+        file.write('\n[runtime]\nevent_loop = "asyncio"\n')
+
+
+@pytest.mark.parametrize(
+    ("edit", "section", "running"),
+    [
+        (slower_poll, "sync", lambda s: s.sync.poll_interval_seconds == 0.05),
+        (asyncio_loop, "runtime", lambda s: s.runtime.event_loop == "auto"),
+    ],
+    ids=["sync", "runtime"],
+)
+async def test_changes_outside_tenants_are_reported_as_needing_a_restart(
+    tmp_path: Path,
+    edit: Callable[[Path], None],
+    section: str,
+    running: Callable[[Settings], bool],
+) -> None:
+    """A changed [sync] or [runtime] section (the loop the process already runs on) is named
+    in a warning and not half-applied."""
     config = tmp_path / "config.toml"
     write(config, tenant("alpha"))
     load = partial(load_settings, config)
@@ -142,34 +167,14 @@ async def test_changes_outside_tenants_are_reported_as_needing_a_restart(tmp_pat
         daemon = Daemon(Ticker(), Store(), load(), group, workspaces_of, TickHealth(0.05),
                         Notifier({}))  # fmt: skip
         await daemon.start()
-        config.write_text(config.read_text().replace("0.05", "0.07"), encoding="utf-8")
+        edit(config)
         with capture_logs() as logs:
             assert daemon.reload(load)
         await daemon.loops.stop_all(1.0)
         group.cancel_scope.cancel()
-    assert daemon.settings.sync.poll_interval_seconds == 0.05
+    assert running(daemon.settings)
     [warning] = [e for e in logs if e["log_level"] == "warning"]
-    assert warning["sections"] == ["sync"]
-
-
-async def test_a_changed_event_loop_is_reported_as_needing_a_restart(tmp_path: Path) -> None:
-    """[runtime] (the loop the process already runs on) is named in the restart warning."""
-    config = tmp_path / "config.toml"
-    write(config, tenant("alpha"))
-    load = partial(load_settings, config)
-    async with anyio.create_task_group() as group:
-        daemon = Daemon(Ticker(), Store(), load(), group, workspaces_of, TickHealth(0.05),
-                        Notifier({}))  # fmt: skip
-        await daemon.start()
-        with config.open("a", encoding="utf-8") as file:
-            file.write('\n[runtime]\nevent_loop = "asyncio"\n')
-        with capture_logs() as logs:
-            assert daemon.reload(load)
-        await daemon.loops.stop_all(1.0)
-        group.cancel_scope.cancel()
-    assert daemon.settings.runtime.event_loop == "auto"
-    [warning] = [e for e in logs if e["log_level"] == "warning"]
-    assert warning["sections"] == ["runtime"]
+    assert warning["sections"] == [section]
 
 
 def raise_permission_error(path: Path) -> Settings:

@@ -114,16 +114,15 @@ async def test_ledger_keeps_the_enrichment_state_and_lists_due_retries(store: Sq
     rows = [pending(1, "failed", 2, 30), pending(2, "partial", 1, 10), pending(3, "partial", 1, 99)]
     rows.append(ledger_entry(4, at(0)))
     await store.commit_page(dataclasses.replace(page(), ledger=tuple(rows)))
-    due = await store.enrichment_due(WS, at(30), 10)
+    checkpoint, due = await store.tick_start(WS, at(30), 10)
+    assert checkpoint is None
     assert [entry.alert_id for entry in due] == [rows[1].alert_id, rows[0].alert_id]
     assert (due[1].enrichment, due[1].enrich_attempts, due[1].enrich_retry_at) == (
         "failed",
         2,
         at(30),
     )
-    assert await store.enrichment_due(WS, at(30), 1) == due[:1]
-    # What a tick starts from: the checkpoint (none yet) and the same due rows, in one read.
-    assert await store.tick_start(WS, at(30), 10) == (None, due)
+    assert await store.tick_start(WS, at(30), 1) == (None, due[:1])
     await store.commit_page(dataclasses.replace(page(), checkpoint=at(5)))
     assert await store.tick_start(WS, at(30), 1) == (at(5), due[:1])
     plain = (await store.ledger(WS, [rows[3].ref]))[rows[3].ref]

@@ -352,7 +352,7 @@ async def test_enrichment_off_is_said_in_the_alert(store: SqlStore) -> None:
     await ForwardSync(source, store, options, clock=lambda: NOW).tick(WORKSPACE)
     [body] = (await outbox_bodies(store)).values()
     assert body["enrichment"] == "off" and source.enriched == []
-    assert (await store.enrichment_due(WORKSPACE.key, NOW + timedelta(days=9), 10)) == []
+    assert (await store.tick_start(WORKSPACE.key, NOW + timedelta(days=9), 10))[1] == []
 
 
 async def test_a_complete_listing_marks_the_workspace_caught_up(store: SqlStore) -> None:

@@ -77,8 +77,10 @@ class SqlStore:
     async def tick_start(
         self, workspace_key: str, now: datetime, limit: int
     ) -> tuple[datetime | None, list[LedgerEntry]]:
-        """The checkpoint and the enrichments due by `now`, on one connection: a quiet tick
-        reads the store once before its listing, not once before and once after."""
+        """The checkpoint, and the ledger rows whose enrichment is due to be tried again by
+        `now` (oldest due first), on one connection: a quiet tick reads the store once before
+        its listing, not once before and once after. The listing retries the due rows it
+        re-reads itself; the tick leaves those out."""
         async with self._engine.connect() as conn:
             checkpoint: datetime | None = await conn.scalar(_checkpoint_query(workspace_key))
             rows = await conn.execute(_enrichment_due_query(workspace_key, now, limit))
@@ -118,15 +120,6 @@ class SqlStore:
                     caught_up=commit.caught_up,
                     ticked_at=commit.ticked_at,
                 )
-
-    async def enrichment_due(
-        self, workspace_key: str, now: datetime, limit: int
-    ) -> list[LedgerEntry]:
-        """Ledger rows of the workspace whose enrichment is due to be tried again, oldest due
-        first (a row re-read by the listing was already retried there and moved on)."""
-        async with self._engine.connect() as conn:
-            query = _enrichment_due_query(workspace_key, now, limit)
-            return [_ledger_entry(row) for row in await conn.execute(query)]
 
     async def record_tick(self, workspace_key: str, at: datetime, error: str | None) -> None:
         async with self._writes.begin() as conn:
