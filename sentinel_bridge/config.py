@@ -177,6 +177,33 @@ class HttpQueueSettings(Section):
         return self
 
 
+class TheHiveQueueSettings(Section):
+    """TheHive 5 as the central queue, one organisation per customer (README: TheHive)."""
+
+    type: Literal["thehive"]
+    url: HttpUrl
+    api_key: SecretStr | None = None
+    api_key_file: ReadableFile | None = None
+    ca_bundle: ReadableFile | None = None
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> TheHiveQueueSettings:
+        if self.api_key is None and self.api_key_file is None:
+            raise ValueError("missing secret: set api_key or api_key_file")
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("set only one of api_key and api_key_file")
+        if self.api_key_file is not None:
+            key = _read_secret_file("api_key_file", self.api_key_file)
+            object.__setattr__(self, "api_key", key)
+        return self
+
+    @property
+    def token(self) -> SecretStr | None:
+        """The secret the queue is called with (the API key), named as on every queue."""
+        return self.api_key
+
+
 def _kind(key: str, default: str) -> Callable[[Any], str]:
     """What a tagged table asks for under `key` (`[queue] type`, `[[tenants]] source`)."""
 
@@ -190,16 +217,16 @@ def _kind(key: str, default: str) -> Callable[[Any], str]:
 # One settings model per kind of queue, chosen by `type`; a new adapter adds its model here
 # (and its tag to _TAGGED, so that problems are reported at the keys the file has).
 QueueSettings = Annotated[
-    Annotated[HttpQueueSettings, Tag("http")],
+    Annotated[HttpQueueSettings, Tag("http")] | Annotated[TheHiveQueueSettings, Tag("thehive")],
     Discriminator(
         _kind("type", "http"),
         custom_error_type="unknown_queue_type",
-        custom_error_message="unknown queue type (known: http)",
+        custom_error_message="unknown queue type (known: http, thehive)",
     ),
 ]
 
 
-_TAGGED = {("queue", "http"), ("tenants", "sentinel")}
+_TAGGED = {("queue", "http"), ("queue", "thehive"), ("tenants", "sentinel")}
 
 
 class SyncSettings(Section):
@@ -388,12 +415,20 @@ class SentinelTenantSettings(Section):
     # The bearer token this customer's playbook sends to `[push]` (a Logic App cannot sign).
     push_token: SecretStr | None = None
     push_token_file: ReadableFile | None = None
+    # With `[queue] type = "thehive"`: the organisation this customer's alerts go to (and
+    # whose analysts' changes come back); None: the organisation named like the tenant.
+    thehive_organisation: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_push_token(self) -> SentinelTenantSettings:
         token = _push_token("push_token", self.push_token, self.push_token_file)
         object.__setattr__(self, "push_token", token)
         return self
+
+    @property
+    def organisation(self) -> str:
+        """The TheHive organisation of this tenant."""
+        return self.thehive_organisation or self.name
 
     @property
     def workspace_id(self) -> str:

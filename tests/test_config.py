@@ -305,9 +305,60 @@ def test_a_file_that_is_not_utf8_exits_2_with_file_and_reason(
 
 def test_an_unknown_queue_type_is_named(tmp_path: Path) -> None:
     """`[queue] type` admits the kinds the bridge has an adapter for; others are refused."""
-    text = BASE.replace("[queue]\n", '[queue]\ntype = "thehive"\n', 1)
+    text = BASE.replace("[queue]\n", '[queue]\ntype = "jira"\n', 1)
     [(key, reason)] = problems(tmp_path, text)
-    assert (key, reason) == ("queue", "unknown queue type (known: http)")
+    assert (key, reason) == ("queue", "unknown queue type (known: http, thehive)")
+
+
+THEHIVE_QUEUE = """[queue]
+type = "thehive"
+url = "https://thehive.soc.example"
+api_key = "thehive-key-value-31"
+"""
+
+
+def _thehive(text: str) -> str:
+    start, end = text.index("[queue]"), text.index("[[tenants]]")
+    return text[:start] + THEHIVE_QUEUE + "\n" + text[end:]
+
+
+def test_a_thehive_queue_loads_and_each_tenant_has_an_organisation(tmp_path: Path) -> None:
+    """`type = "thehive"` takes url and api_key; a tenant's organisation defaults to its name."""
+    text = _thehive(BASE) + BASE[BASE.index("[[tenants]]") :].replace(
+        'name = "contoso"', 'name = "fabrikam"\nthehive_organisation = "soc-fabrikam"'
+    ).replace('workspace_name = "ws"', 'workspace_name = "ws2"')
+    settings = load_settings(write(tmp_path, text))
+    assert settings.queue.type == "thehive"
+    assert settings.queue.token is not None
+    assert settings.queue.token.get_secret_value() == "thehive-key-value-31"
+    assert [tenant.organisation for tenant in settings.tenants] == ["contoso", "soc-fabrikam"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ('api_key = "thehive-key-value-31"\n', ""),
+            ("queue", "missing secret: set api_key or api_key_file"),
+        ),
+        (('url = "https://thehive.soc.example"\n', ""), ("queue.url", "required key is missing")),
+        (("[queue]\n", "[queue]\ntoken = 'x'\n"), ("queue.token", "unknown key")),
+    ],
+)  # fmt: skip
+def test_a_thehive_queue_with_a_problem_names_its_key(
+    tmp_path: Path, change: tuple[str, str], expected: tuple[str, str]
+) -> None:
+    """A TheHive queue without its key or URL, or with a key of the HTTP queue, is named."""
+    text = _thehive(BASE).replace(*change, 1)
+    assert problems(tmp_path, text) == [expected]
+
+
+def test_an_empty_thehive_organisation_is_refused(tmp_path: Path) -> None:
+    """`thehive_organisation = ""` names the tenant's key rather than meaning the default."""
+    text = _thehive(BASE).replace('name = "contoso"', 'name = "contoso"\nthehive_organisation = ""')
+    [(key, reason)] = problems(tmp_path, text)
+    assert key == "tenants[0].thehive_organisation"
+    assert "at least 1 character" in reason
 
 
 def test_queue_problems_are_named_at_the_files_keys(tmp_path: Path) -> None:

@@ -172,8 +172,11 @@ class HttpQueue:
         except PayloadError as exc:
             return RetryLater(str(exc))
 
-    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> PutResult:
-        """`PUT /v1/alerts/{alert_id}/comments/{comment_id}`: CREATED when it was new."""
+    async def put_comment(
+        self, alert_id: str, comment_id: str, body: JsonObject, tenant: str | None = None
+    ) -> PutResult:
+        """`PUT /v1/alerts/{alert_id}/comments/{comment_id}`: CREATED when it was new (the
+        alert id names its tenant in contract v1)."""
         path = f"/v1/alerts/{quote(alert_id, safe='')}/comments/{quote(comment_id, safe='')}"
         response = await self._send("PUT", path, body, route="comments")
         if isinstance(response, RetryLater):

@@ -390,8 +390,11 @@ class ChangeFeed(Protocol):
         be read."""
         ...
 
-    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> PutResult:
-        """Add a comment (idempotent on `comment_id`): CREATED when it was new."""
+    async def put_comment(
+        self, alert_id: str, comment_id: str, body: JsonObject, tenant: str | None = None
+    ) -> PutResult:
+        """Add a comment (idempotent on `comment_id`): CREATED when it was new. `tenant`:
+        the alert's tenant label, for a queue that keeps each tenant apart."""
         ...
 
 

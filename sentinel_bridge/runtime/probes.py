@@ -24,13 +24,14 @@ import anyio
 from ..adapters.auth import MsalTokenProvider
 from ..adapters.sentinel import RetryPolicy, SentinelClient
 from ..adapters.store.schema_state import Schema, SchemaState, schema_state
+from ..adapters.thehive.queue import TheHiveQueue
 from ..config import Settings
 from ..core.errors import describe
 from ..core.model import Workspace
 from ..core.ports import ChangeFeed, RetryLater
 from ..ops.log_capture import log_scope
 from .startup import UNREACHABLE, StoreTarget
-from .wiring import open_queue, token_provider
+from .wiring import open_queue, organisations, token_provider
 from .workspaces import workspaces_of
 
 # The longest any one request of a probe waits for its answer.
@@ -46,7 +47,7 @@ LISTING_DAYS = 30
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    kind: str  # tenant, queue or store
+    kind: str  # tenant, queue, organisation (TheHive) or store
     name: str  # safe to print: no secret, no password
     ok: bool
     detail: str
@@ -76,9 +77,9 @@ async def probe_all(settings: Settings) -> list[ProbeResult]:
     tokens = token_provider(bounded)
     async with AsyncExitStack() as stack:
         source = await stack.enter_async_context(_one_page_client(bounded, tokens))
-        queue = open_queue(bounded.queue, stack)
+        queue = open_queue(bounded.queue, stack, organisations=organisations(bounded))
         probes = [_tenant_probe(tokens, source, ws, timeout) for ws in workspaces_of(bounded)]
-        probes += [_queue_probe(queue, bounded), _store_probe(bounded.store.url)]
+        probes += [*_queue_probes(queue, bounded), _store_probe(bounded.store.url)]
         results: list[ProbeResult | None] = [None] * len(probes)
         async with anyio.create_task_group() as group:
             for index, probe in enumerate(probes):
@@ -178,9 +179,20 @@ async def _one_page(source: SentinelClient, workspace: Workspace) -> int:
 # --- queue ---------------------------------------------------------------------------------
 
 
-def _queue_probe(queue: ChangeFeed, settings: Settings) -> _Probe:
+def _queue_probes(queue: ChangeFeed, settings: Settings) -> list[_Probe]:
     name = _safe_url(settings.queue.url)
-    return _Probe("queue", name, settings.queue.request_timeout_seconds, partial(_queue, queue))
+    seconds = settings.queue.request_timeout_seconds
+    if not isinstance(queue, TheHiveQueue):
+        return [_Probe("queue", name, seconds, partial(_queue, queue))]
+    # TheHive: the key, then each enabled tenant's organisation (a row per organisation).
+    enabled = sorted({tenant.organisation for tenant in settings.enabled_tenants})
+    return [
+        _Probe("queue", name, seconds, queue.check_key),
+        *(
+            _Probe("organisation", org, 2 * seconds, partial(queue.check_organisation, org))
+            for org in enabled
+        ),
+    ]
 
 
 async def _queue(queue: ChangeFeed) -> tuple[bool, str]:

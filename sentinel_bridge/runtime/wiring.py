@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -12,7 +12,9 @@ from ..adapters.queue_http import HttpQueue
 from ..adapters.sentinel import SentinelClient
 from ..adapters.store import SqlStore, upgrade_to_head
 from ..adapters.store.single_replica import single_replica
-from ..config import HttpQueueSettings, QueueSettings, Settings
+from ..adapters.thehive.client import TheHiveClient
+from ..adapters.thehive.queue import TheHiveQueue
+from ..config import HttpQueueSettings, QueueSettings, Settings, TheHiveQueueSettings
 from ..core.errors import ConfigError
 from ..core.ports import QueueAdapter, Telemetry
 from ..ops.metrics import PrometheusTelemetry
@@ -58,14 +60,24 @@ async def open_adapters(
         stack.push_async_callback(store.close)
         source = SentinelClient.from_settings(settings.azure, settings.sync, tokens, telemetry)
         stack.push_async_callback(source.aclose)
-        queue = open_queue(settings.queue, stack, telemetry)
+        queue = open_queue(settings.queue, stack, telemetry, organisations(settings))
         yield Adapters(store, source, queue, tokens, telemetry)
 
 
+def organisations(settings: Settings) -> dict[str, str]:
+    """Tenant name -> TheHive organisation, for every configured tenant (a disabled one's
+    alerts and changes still belong somewhere)."""
+    return {tenant.name: tenant.organisation for tenant in settings.tenants}
+
+
 def open_queue(
-    settings: QueueSettings, stack: AsyncExitStack, telemetry: Telemetry | None = None
+    settings: QueueSettings,
+    stack: AsyncExitStack,
+    telemetry: Telemetry | None = None,
+    organisations: Mapping[str, str] | None = None,
 ) -> QueueAdapter:
-    """The queue adapter `[queue] type` names; its clients close with `stack`."""
+    """The queue adapter `[queue] type` names; its clients close with `stack`.
+    `organisations`: tenant name -> TheHive organisation (`[queue] type = "thehive"`)."""
     if isinstance(settings, HttpQueueSettings):
         http = build_http_client(settings.ca_bundle, settings.request_timeout_seconds)
         stack.push_async_callback(http.aclose)
@@ -77,4 +89,10 @@ def open_queue(
             telemetry,
             batch=settings.batch == "auto",
         )
+    if isinstance(settings, TheHiveQueueSettings):
+        http = build_http_client(settings.ca_bundle, settings.request_timeout_seconds)
+        stack.push_async_callback(http.aclose)
+        assert settings.api_key is not None  # validated: api_key or api_key_file
+        client = TheHiveClient(settings.url, settings.api_key.get_secret_value(), http, telemetry)
+        return TheHiveQueue(client, organisations or {})
     raise ConfigError("<config>", [("queue.type", f"no adapter for {settings.type!r}")])

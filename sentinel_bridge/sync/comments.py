@@ -131,7 +131,7 @@ class CommentMirror:
         mirrored = await self._store.written_ids("queue", where.alert_id)
         count = 0
         for comment in comments:
-            result = await self._mirror(where, comment, ours, mirrored)
+            result = await self._mirror(workspace, where, comment, ours, mirrored)
             if isinstance(result, Refused):
                 await self._park_comment(workspace, where, comment, result)
                 self._telemetry.comment_mirror_failed(workspace.tenant, parked=True)
@@ -151,7 +151,12 @@ class CommentMirror:
         return count
 
     async def _mirror(
-        self, where: AlertTarget, comment: SourceComment, ours: set[str], mirrored: set[str]
+        self,
+        workspace: Workspace,
+        where: AlertTarget,
+        comment: SourceComment,
+        ours: set[str],
+        mirrored: set[str],
     ) -> PutResult | None:
         """The queue's answer for one source comment; None when it is not to be mirrored."""
         if comment.name in ours:  # the bridge wrote it itself
@@ -159,7 +164,9 @@ class CommentMirror:
         comment_id = queue_comment_id(comment.ref)
         if comment_id in mirrored:
             return None
-        result = await self._feed.put_comment(where.alert_id, comment_id, comment_body(comment))
+        result = await self._feed.put_comment(
+            where.alert_id, comment_id, comment_body(comment), tenant=workspace.tenant
+        )
         if isinstance(result, PutOutcome):
             # Recorded after the PUT: a failed PUT must leave the comment due. A stop in
             # between only repeats the (idempotent) PUT; the queue's echo of it says "bridge".

@@ -203,6 +203,10 @@ class ReverseSync:
             if page is None:
                 return
             if not page.changes:
+                # A feed may move on past entries that are no changes (TheHive's audit log
+                # holds every action): keep that, or each pass would read them all again.
+                if advancing and page.next_cursor not in (None, cursor):
+                    await self._store.save_cursor(key, page.next_cursor)
                 return
             pending_before = report.pending
             await self._page(page.changes, blocked, report, stopping)

@@ -60,7 +60,9 @@ class Feed:
         start = int(after or 0)
         return ChangesPage(self.items[start : start + limit], str(len(self.items)))
 
-    async def put_comment(self, alert_id: str, comment_id: str, body: JsonObject) -> PutResult:
+    async def put_comment(
+        self, alert_id: str, comment_id: str, body: JsonObject, tenant: str | None = None
+    ) -> PutResult:
         if self.comment_answer is not None:
             return self.comment_answer
         self.comments[comment_id] = body

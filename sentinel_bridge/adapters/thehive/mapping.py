@@ -13,6 +13,8 @@ Mapping decisions (the README's TheHive section lists them for operators):
 - Sentinel's High / Medium / Low map to 3 / 2 / 1; Informational to 1, and any other value
   to 2, each with a `sentinel-severity:<value>` tag so that nothing is lost.
 - Tags: the incident's labels as they are, `tactic:<name>` per tactic, `tenant:<name>`.
+- The description's Source section ends with the Sentinel severity and revision: an update
+  reads them back to tell an older revision, and a severity the analyst changed.
 - Observables from the entities: Ip -> ip, DnsResolution -> domain, Url -> url, FileHash ->
   hash, Host -> hostname, Mailbox and MailMessage senders and recipients -> mail, File ->
   filename; Account and every kind without a type of its own -> other, tagged
@@ -38,6 +40,12 @@ UNTITLED = "(untitled Sentinel incident)"
 # One odd entity must not make the alert too large to create: its data is cut at this.
 MAX_OBSERVABLE_CHARS = 4096
 MAX_TAG_CHARS = 128
+# Rows of the description's Source section the bridge reads back on an update: which
+# revision the alert shows, and which Sentinel severity its severity was mapped from.
+REVISION_ROW = "Sentinel revision"
+SEVERITY_ROW = "Sentinel severity"
+# Tags only the bridge writes; on an update the stale ones go, every other tag stays.
+BRIDGE_TAG_PREFIXES = ("tactic:", "tenant:", "sentinel-severity:")
 
 
 def thehive_alert(alert_id: str, body: JsonObject) -> JsonObject:
@@ -184,8 +192,22 @@ def _source_lines(body: JsonObject) -> str:
         ("Workspace", source.get("workspace_name")),
         ("Incident", body.get("incident_number")),
         ("Provider", body.get("provider_name")),
+        (SEVERITY_ROW, body.get("severity")),
+        (REVISION_ROW, body.get("revision")),
     ]
     return "\n".join(f"- {label}: {_escape(str(value))}" for label, value in rows if value)
+
+
+def source_row(description: object, label: str) -> str | None:
+    """The value of the Source section's row `label` in an alert description the bridge
+    wrote (the last such row: a merge appends descriptions), or None."""
+    if not isinstance(description, str):
+        return None
+    prefix = f"- {label}: "
+    rows = [
+        line[len(prefix) :].strip() for line in description.splitlines() if line.startswith(prefix)
+    ]
+    return rows[-1] if rows and rows[-1] else None
 
 
 def _epoch_ms(value: object) -> int | None:
