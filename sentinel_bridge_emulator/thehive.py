@@ -1,4 +1,5 @@
-"""A fake of TheHive 5's REST API v1 (StrangeBee): alerts, cases, comments, the Query API.
+"""A fake of TheHive 5's REST API v1 (StrangeBee): alerts, cases, comments, the Query API,
+the audit log.
 
 State and rules only: thehive_checks.py holds the errors and the input validation,
 thehive_query.py the Query API's filters, sort and page; thehive_http.py serves it.
@@ -42,12 +43,31 @@ Where each rule comes from (stored copies, read while writing this fake):
   AuthorizationError; validation is 400 AttributeCheckingError with an `errors` list;
   creating a case from an already imported alert gives back its case; merging an imported
   alert is 400 "Alert is already imported"; a merge appends the alert to the case's
-  description and adds its tags; case numbers are global, not per organisation.
+  description and adds its tags; case numbers are global, not per organisation; the audit
+  log is read with the Query API's initial operation `listAudit` (controllers/v1/AuditCtrl.scala).
+- https://docs.strangebee.com/thehive/user-guides/organization/about-audit-logs/ (repository
+  StrangeBeeCorp/docs, docs/thehive/user-guides/organization/about-audit-logs.md) and OutputAudit
+  in the OpenAPI above: an audit entry for every create, update, merge and delete, with `_id`,
+  `_type` "Audit", `_createdBy` (the user's login), `_createdAt` (ms), `action`, `mainAction`,
+  `requestId` (one per HTTP request), `details` (only the modified fields, with their new
+  values), `objectId`, `objectType`, `object` (the object after the change), `rootId` and
+  `context` (the parent: the case of a task; here the alert or case of a comment or an
+  observable, the object itself for an alert or a case); the documented case status update has
+  details {status, stage}, without the inProgressDate it also stamped.
 
 Choices of this fake (not verified against a TheHive 5 server): unknown input fields are
 refused (400 UnknownAttributeError; TheHive 4 ignores them: `reject_unknown_fields=False`
 does the same); the default alert statuses beyond New/InProgress/Imported; the messages of
-status errors; custom fields need no prior definition; assignees are not checked.
+status errors; custom fields need no prior definition; assignees are not checked. The audit
+log's: details leave out `_` fields and what the fake derives or only outputs (labels, stage
+dates, timeToDetect, observableCount, extraData; see _NOT_IN_DETAILS), and a create's details
+are the new object's other fields; a case from an alert is a Case create then an Alert update
+{status, stage: Imported, caseId}; a merge is a Case update (description, tags) then an Alert
+"merge" with the same details as an import; observables created with an alert or copied into a
+case are Observable creates after their parent's entry; a write that changes nothing is neither
+audited nor stamped; an entry's `_createdAt` is the `_createdAt`/`_updatedAt` its change
+stamped; `requestId` is "fake:<n>", one per call of the fake; every entry is a `mainAction` (no
+sharing between organisations here); no `organisation`, `customFieldChanges` nor delete entries.
 """
 
 from __future__ import annotations
@@ -57,7 +77,8 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -179,13 +200,17 @@ class CreateAttempt:
 
 class _MillisecondClock:
     """Strictly increasing epoch milliseconds, so each write has its own _updatedAt and
-    sorting on it is deterministic even for writes within one millisecond."""
+    sorting on it is deterministic even for writes within one millisecond; or, frozen,
+    always the same millisecond (tests of writes sharing one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, frozen_ms: int | None = None) -> None:
         self._last = 0
+        self._frozen = frozen_ms
         self._lock = threading.Lock()
 
     def now(self) -> int:
+        if self._frozen is not None:
+            return self._frozen
         with self._lock:
             self._last = max(int(time.time() * 1000), self._last + 1)
             return self._last
@@ -194,7 +219,7 @@ class _MillisecondClock:
 @dataclass(slots=True)
 class _Entities:
     """Every stored object by id; which organisation owns it; a comment's or an
-    observable's parent alert or case."""
+    observable's parent alert or case; each organisation's audit entries, oldest first."""
 
     alerts: dict[str, JsonObject] = field(default_factory=dict)
     cases: dict[str, JsonObject] = field(default_factory=dict)
@@ -202,6 +227,7 @@ class _Entities:
     observables: dict[str, JsonObject] = field(default_factory=dict)
     owner: dict[str, str] = field(default_factory=dict)
     parent: dict[str, str] = field(default_factory=dict)
+    audits: dict[str, list[JsonObject]] = field(default_factory=dict)
 
     def table(self, kind: str) -> dict[str, JsonObject]:
         tables = {
@@ -214,7 +240,10 @@ class _Entities:
 
 
 class TheHiveEmulator:
-    """Organisations, API keys, alerts, cases, comments and observables. Thread-safe."""
+    """Organisations, API keys, alerts, cases, comments, observables and their audit log.
+    Thread-safe. `frozen_clock_ms`: every timestamp the fake stamps (`_createdAt`,
+    `_updatedAt`, stage dates, audit entries) is that epoch millisecond, so several writes
+    share one; None (default): strictly increasing milliseconds from the system clock."""
 
     def __init__(
         self,
@@ -222,6 +251,7 @@ class TheHiveEmulator:
         *,
         seed: int = 0,
         reject_unknown_fields: bool = True,
+        frozen_clock_ms: int | None = None,
     ) -> None:
         self.lock = lock or threading.RLock()
         self.faults = Faults(seed=seed)
@@ -233,8 +263,10 @@ class TheHiveEmulator:
         self._data = _Entities()
         self._ids = itertools.count(4096)
         self._case_numbers = itertools.count(1)
-        self._clock = _MillisecondClock()
+        self._clock = _MillisecondClock(frozen_clock_ms)
         self._create_log: list[CreateAttempt] = []
+        self._requests = itertools.count(1)
+        self._request_id = "fake:0"
 
     # -- set-up hooks (tests) ---------------------------------------------------------------
 
@@ -296,6 +328,13 @@ class TheHiveEmulator:
                 for comment_id, comment in self._data.comments.items()
                 if parent_id is None or self._data.parent[comment_id] == parent_id
             ]
+
+    def audits(self, organisation: str | None = None) -> list[JsonObject]:
+        """One organisation's audit entries, or every organisation's, oldest first."""
+        with self.lock:
+            logs = self._data.audits
+            held = _merged(logs.values()) if organisation is None else logs.get(organisation, [])
+            return copy.deepcopy(held)
 
     def organisation_of(self, entity_id: str) -> str | None:
         with self.lock:
@@ -409,7 +448,7 @@ class TheHiveEmulator:
         except TheHiveError as error:
             self.log_create(caller.organisation, body, error.status, caller.login)
             raise
-        with self.lock:
+        with self._request():
             try:
                 alert = self._insert_alert(caller, fields, observables)
             except TheHiveError as error:
@@ -469,6 +508,7 @@ class TheHiveEmulator:
                 alert[optional] = fields[optional]
         _stamp_stage_date(alert, stage, now)
         self._store("alert", alert_id, alert, caller.organisation)
+        self._audit(caller, "create", "alert", alert_id, _details({}, alert), now)
         for observable in observables:
             self._add_observable(caller, alert_id, observable)  # counted in observableCount
         return alert
@@ -494,17 +534,15 @@ class TheHiveEmulator:
         """PATCH /api/v1/alert/{id} (204): a partial update recorded as the caller's."""
         caller.require(UPDATE_ALERT, "update alert")
         fields = self._validate("alert", body, ALERT_UPDATE_FIELDS)
-        with self.lock:
+        with self._request():
             found = self._resolve("alert", alert_id, caller)
-            alert = self._data.alerts[found]
-            changed = dict(alert)
+            changed = dict(self._data.alerts[found])
             if "status" in fields:
                 self._change_alert_status(caller, changed, fields["status"])
             _apply_common_update(changed, fields)
             if any(name in fields for name in ("type", "source", "sourceRef")):
                 self._refuse_duplicate_of_other(caller.organisation, found, changed)
-            self._touch(changed, caller)
-            self._data.alerts[found] = changed
+            self._save_update(caller, "alert", found, changed)
 
     def _refuse_duplicate_of_other(
         self, organisation: str, alert_id: str, alert: JsonObject
@@ -534,14 +572,14 @@ class TheHiveEmulator:
         override it); the alert becomes Imported. An imported alert gives back its case."""
         caller.require(IMPORT_ALERT, "create case from alert")
         fields = self._validate("case", {} if body is None else body, CASE_FROM_ALERT_FIELDS)
-        with self.lock:
+        with self._request():
             found = self._resolve("alert", alert_id, caller)
             alert = self._data.alerts[found]
             if "caseId" in alert:
                 return copy.deepcopy(self._data.cases[alert["caseId"]])
             case = self._insert_case(caller, alert, fields)
-            self._import_alert(caller, found, case)
-            return copy.deepcopy(case)
+            self._import_alert(caller, found, case["_id"], "update")
+            return copy.deepcopy(self._data.cases[case["_id"]])
 
     def _insert_case(self, caller: Caller, alert: JsonObject, fields: JsonObject) -> JsonObject:
         status = fields.get("status", "New")
@@ -569,22 +607,23 @@ class TheHiveEmulator:
                 case[optional] = fields[optional]
         _stamp_stage_date(case, stage, now)
         self._store("case", case_id, case, caller.organisation)
+        self._audit(caller, "create", "case", case_id, _details({}, case), now)
         return case
 
-    def _import_alert(self, caller: Caller, alert_id: str, case: JsonObject) -> None:
-        """The alert goes into the case: Imported, linked, its observables copied."""
+    def _import_alert(self, caller: Caller, alert_id: str, case_id: str, action: str) -> None:
+        """The alert goes into the case: Imported, linked, its observables copied; audited
+        as `action` ("update" for a new case, "merge" for an existing one)."""
         alert = dict(self._data.alerts[alert_id])
-        alert.update(status="Imported", stage="Imported", caseId=case["_id"])
+        alert.update(status="Imported", stage="Imported", caseId=case_id)
         _stamp_stage_date(alert, "Imported", self._clock.now())
-        self._touch(alert, caller)
-        self._data.alerts[alert_id] = alert
-        case["alertImportedDate"] = alert["importedDate"]
-        self._copy_observables(caller, alert_id, case["_id"])
+        self._save_update(caller, "alert", alert_id, alert, action)
+        self._data.cases[case_id]["alertImportedDate"] = alert["importedDate"]
+        self._copy_observables(caller, alert_id, case_id)
 
     def merge_alert_into_case(self, caller: Caller, alert_id: str, case_id: str) -> JsonObject:
         """POST /api/v1/alert/{alertId}/merge/{caseId} (200): the updated case."""
         caller.require(IMPORT_ALERT, "merge alert with case")
-        with self.lock:
+        with self._request():
             found_alert = self._resolve("alert", alert_id, caller)
             found_case = self._resolve("case", case_id, caller)
             alert = self._data.alerts[found_alert]
@@ -596,10 +635,9 @@ class TheHiveEmulator:
                 f"{alert['title']}\n\n{alert['description'].strip()}"
             )
             case["tags"] = _unique([*case["tags"], *alert["tags"]])
-            self._touch(case, caller)
-            self._data.cases[found_case] = case
-            self._import_alert(caller, found_alert, case)
-            return copy.deepcopy(case)
+            self._save_update(caller, "case", found_case, case)
+            self._import_alert(caller, found_alert, found_case, "merge")
+            return copy.deepcopy(self._data.cases[found_case])
 
     def get_case(self, caller: Caller, case_id: str) -> JsonObject:
         """GET /api/v1/case/{idOrName}: by `~id` or case number."""
@@ -614,7 +652,7 @@ class TheHiveEmulator:
         impact = fields.get("impactStatus")
         if impact is not None and impact not in IMPACT_STATUSES:
             raise bad_request(f"Impact status {echo_value(impact)} not found")
-        with self.lock:
+        with self._request():
             found = self._resolve("case", case_id, caller)
             case = dict(self._data.cases[found])
             if "status" in fields:
@@ -624,8 +662,7 @@ class TheHiveEmulator:
                 if stage == "Closed" and "endDate" not in fields:
                     case["endDate"] = case["closedDate"]
             _apply_common_update(case, fields)
-            self._touch(case, caller)
-            self._data.cases[found] = case
+            self._save_update(caller, "case", found, case)
 
     # -- comments and observables ------------------------------------------------------------
 
@@ -635,7 +672,7 @@ class TheHiveEmulator:
         """POST /api/v1/{alert|case}/{id}/comment (201): the comment."""
         caller.require(MANAGE_COMMENT, f"create comment in {kind}")
         fields = self._validate("comment", body, COMMENT_FIELDS, ("message",))
-        with self.lock:
+        with self._request():
             parent = self._resolve(kind, parent_id, caller)
             comment_id = self._new_id()
             comment: JsonObject = {
@@ -644,6 +681,8 @@ class TheHiveEmulator:
                 "isEdited": False, "external": fields.get("external", False), "extraData": {},
             }  # fmt: skip
             self._store("comment", comment_id, comment, caller.organisation, parent)
+            details = {"message": comment["message"]}
+            self._audit(caller, "create", "comment", comment_id, details, comment["createdAt"])
             return copy.deepcopy(comment)
 
     def _validate_observables(self, items: list[JsonObject]) -> list[JsonObject]:
@@ -682,6 +721,8 @@ class TheHiveEmulator:
             if optional in fields:
                 observable[optional] = fields[optional]
         self._store("observable", observable_id, observable, caller.organisation, parent_id)
+        details = _details({}, observable)
+        self._audit(caller, "create", "observable", observable_id, details, now)
 
     def _copy_observables(self, caller: Caller, alert_id: str, case_id: str) -> None:
         """The alert's observables into the case, once per dataType and data."""
@@ -736,6 +777,8 @@ class TheHiveEmulator:
             "getComment": "comment",
             "getObservable": "observable",
         }
+        if name == "listAudit":
+            return "audit", self._data.audits.get(caller.organisation, [])
         if name in listed:
             kind = listed[name]
             owner, table = self._data.owner, self._data.table(kind)
@@ -837,6 +880,42 @@ class TheHiveEmulator:
         body["_updatedBy"] = caller.login
         body["_updatedAt"] = self._clock.now()
 
+    def _save_update(
+        self, caller: Caller, kind: str, entity_id: str, changed: JsonObject, action: str = "update"
+    ) -> None:
+        """Store `changed` (a changed copy of the entity) stamped and audited, unless it
+        changes nothing: then nothing is stamped, stored or audited."""
+        details = _details(self._data.table(kind)[entity_id], changed)
+        if not details:
+            return
+        self._touch(changed, caller)
+        self._data.table(kind)[entity_id] = changed
+        self._audit(caller, action, kind, entity_id, details, changed["_updatedAt"])
+
+    @contextmanager
+    def _request(self) -> Iterator[None]:
+        """The lock, held for one write; its audit entries share one requestId."""
+        with self.lock:
+            self._request_id = f"fake:{next(self._requests)}"
+            yield
+
+    def _audit(
+        self, caller: Caller, action: str, kind: str, entity_id: str, details: JsonObject, at: int
+    ) -> None:
+        """Append an entry to the log of the entity's organisation: `object` is the entity
+        now, `context` its root (its alert or case; itself for an alert or a case)."""
+        body = self._data.table(kind)[entity_id]
+        root_id = self._data.parent.get(entity_id, entity_id)
+        root = self._data.alerts.get(root_id) or self._data.cases[root_id]
+        entry: JsonObject = {
+            "_id": self._new_id(), "_type": "Audit", "_createdBy": caller.login,
+            "_createdAt": at, "action": action, "mainAction": True,
+            "requestId": self._request_id, "rootId": root_id, "details": details,
+            "objectId": entity_id, "objectType": body["_type"], "object": copy.deepcopy(body),
+            "context": copy.deepcopy(root),
+        }  # fmt: skip
+        self._data.audits.setdefault(self._data.owner[entity_id], []).append(entry)
+
     def _new_id(self) -> str:
         return f"~{next(self._ids)}"
 
@@ -855,6 +934,37 @@ def _name_of(kind: str, body: JsonObject) -> str | None:
 
 def _alert_key(alert: JsonObject) -> tuple[str, str, str]:
     return (alert["type"], alert["source"], alert["sourceRef"])
+
+
+# Left out of audit details: what this fake derives from other fields or only outputs (the
+# documented status-update entry has details {status, stage}, without inProgressDate).
+_NOT_IN_DETAILS = frozenset(
+    {
+        "severityLabel", "tlpLabel", "papLabel", "newDate", "inProgressDate", "closedDate",
+        "importedDate", "alertImportedDate", "timeToDetect", "observableCount", "extraData",
+    }
+)  # fmt: skip
+
+
+def _details(before: JsonObject, after: JsonObject) -> JsonObject:
+    """An audit entry's details: the fields `after` changes from `before` with their new
+    values (null: removed), `_`-prefixed and derived fields left out; for a create,
+    `before` is {}."""
+    names = [name for name in dict.fromkeys([*before, *after]) if _in_details(name)]
+    return {
+        name: copy.deepcopy(after.get(name))
+        for name in names
+        if (name in before) != (name in after) or before.get(name) != after.get(name)
+    }
+
+
+def _in_details(name: str) -> bool:
+    return not name.startswith("_") and name not in _NOT_IN_DETAILS
+
+
+def _merged(logs: Iterable[list[JsonObject]]) -> list[JsonObject]:
+    """Several organisations' audit entries in the order they were made (ids increase)."""
+    return sorted((entry for log in logs for entry in log), key=lambda e: int(e["_id"][1:]))
 
 
 def _unique(values: Iterable[str]) -> list[str]:

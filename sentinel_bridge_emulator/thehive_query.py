@@ -112,7 +112,7 @@ def _field_filter(operator: str, argument: Any) -> Predicate:
         return lambda record: (
             _held_matches(record, name, "_gte", low) and _held_matches(record, name, "_lt", high)
         )
-    if operator not in _COMPARISONS:
+    if operator not in _COMPARISONS and operator != "_ne":  # _ne: not _eq, below
         raise bad_request(f"Unknown filter operator {echo_value(operator)}")
     name, value = _field_argument(argument, "_value")
     if not _filter_value_ok(value) or (operator in _TEXT_ONLY and not isinstance(value, str)):

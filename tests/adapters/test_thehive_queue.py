@@ -169,3 +169,113 @@ async def test_a_sentinel_comment_reaches_the_alert_or_its_case_once(
     assert await queue.put_comment("a-1", "c-2", comment, tenant="contoso") is PutOutcome.CREATED
     assert [c["message"].endswith("c-2") for c in hive.comments(case["_id"])] == [True]
     assert isinstance(await queue.put_comment("a-1", "c-3", comment, tenant="x"), Refused)
+
+
+# -- reverse: the audit log as the change feed ---------------------------------------------
+
+ANALYST = "alice@contoso.example"
+
+
+async def _read_all(queue: TheHiveQueue, cursor: str | None, limit: int = 50) -> Any:
+    """Every change from `cursor` on, page by page as the reverse loop reads, and the cursor."""
+    changes: list[Any] = []
+    while True:
+        page = await queue.changes(cursor, limit)
+        assert not isinstance(page, RetryLater), page
+        changes += page.changes
+        if not page.changes or page.next_cursor == cursor:
+            return changes, page.next_cursor
+        cursor = page.next_cursor
+
+
+async def _delivered(queue: TheHiveQueue, hive: TheHiveEmulator, alert_id: str = "a-1") -> str:
+    await queue.put_alert(alert_id, body())
+    return next(a["_id"] for a in hive.alerts("contoso") if a["sourceRef"] == alert_id)
+
+
+async def test_an_analysts_close_is_a_change_and_is_read_once(
+    connect: Any, hive: TheHiveEmulator
+) -> None:
+    """Closing the alert as FalsePositive is one status change; the next read from the cursor
+    finds nothing; the bridge's own writes are no changes."""
+    queue = connect()
+    thehive_id = await _delivered(queue, hive)
+    await queue.put_alert("a-1", body(revision="2026-01-02T00:00:00Z"))  # the bridge's update
+    hive.analyst_update_alert(thehive_id, ANALYST, status="FalsePositive")
+    changes, cursor = await _read_all(queue, None)
+    assert [(c["kind"], c["alert_id"], c["status"], c["classification"]) for c in changes] == [
+        ("status", "a-1", "closed", "false_positive")
+    ]
+    assert changes[0]["actor"] == ANALYST
+    again, same = await _read_all(connect(), cursor)  # a restart, from the stored cursor
+    assert again == [] and same == cursor
+
+
+async def test_changes_sharing_a_millisecond_are_neither_lost_nor_doubled(
+    served: tuple[str, Path], tmp_path: Path
+) -> None:
+    """With every audit entry stamped in one millisecond, pages of one change each still give
+    every change exactly once."""
+    hive = TheHiveEmulator(frozen_clock_ms=int(__import__("time").time() * 1000))
+    hive.add_organisation("contoso")
+    hive.add_api_key(KEY, BRIDGE, ["contoso"])
+    tls = create_tls_material(tmp_path / "frozen")
+    async with serving([TheHiveService(hive).app()], "127.0.0.1", tls) as ports:
+        http = build_http_client(tls.ca_path, 10)
+        queue = TheHiveQueue(
+            TheHiveClient(f"https://127.0.0.1:{ports[0]}", KEY, http), {"contoso": "contoso"}
+        )
+        ids = [await _delivered(queue, hive, f"a-{n}") for n in range(3)]
+        for thehive_id in ids:
+            hive.analyst_update_alert(thehive_id, ANALYST, assignee="bob@soc.example")
+        hive.analyst_comment("alert", ids[0], ANALYST, "Looked at it.")
+        changes, _ = await _read_all(queue, None, limit=1)
+        await http.aclose()
+    assert len({entry["_createdAt"] for entry in hive.audits("contoso")}) == 1
+    assert sorted((c["kind"], c["alert_id"]) for c in changes) == [
+        ("comment", "a-0"),
+        ("owner", "a-0"),
+        ("owner", "a-1"),
+        ("owner", "a-2"),
+    ]
+
+
+async def test_a_case_closed_as_false_positive_with_a_comment_reaches_every_alert_in_it(
+    connect: Any, hive: TheHiveEmulator
+) -> None:
+    """Merge into a case, close it FalsePositive with a summary, comment on it: each bridge
+    alert of the case gets the status (active, then closed) and the comment."""
+    queue = connect()
+    first, second = await _delivered(queue, hive, "a-1"), await _delivered(queue, hive, "a-2")
+    case = hive.analyst_create_case(first, ANALYST)
+    hive.analyst_merge(second, case["_id"], ANALYST)
+    hive.analyst_comment("case", case["_id"], ANALYST, "Scanner traffic, known.")
+    hive.analyst_close_case(case["_id"], ANALYST, status="FalsePositive",
+                            impact_status="NoImpact", summary="Red team scan")  # fmt: skip
+    changes, _ = await _read_all(queue, None)
+    statuses = [(c["alert_id"], c["status"], c.get("classification")) for c in changes
+                if c["kind"] == "status"]  # fmt: skip
+    assert ("a-1", "active", None) in statuses and ("a-2", "active", None) in statuses
+    assert statuses[-2:] == [
+        ("a-1", "closed", "false_positive"),
+        ("a-2", "closed", "false_positive"),
+    ]
+    comments = [(c["alert_id"], c["body"]) for c in changes if c["kind"] == "comment"]
+    assert comments == [("a-1", "Scanner traffic, known."), ("a-2", "Scanner traffic, known.")]
+    closing = next(c for c in changes if c.get("classification") == "false_positive")
+    assert closing["classification_comment"].startswith("Red team scan")
+
+
+async def test_an_organisation_that_cannot_be_read_does_not_stop_the_others(
+    connect: Any, hive: TheHiveEmulator
+) -> None:
+    """A 401 in one organisation keeps its position; the others' changes still come."""
+    queue = connect({**ORGS, "northwind": "not-a-member"})
+    thehive_id = await _delivered(queue, hive)
+    hive.analyst_update_alert(thehive_id, ANALYST, status="InProgress")
+    page = await queue.changes(None, 50)
+    assert not isinstance(page, RetryLater)
+    assert [c["status"] for c in page.changes] == ["active"]
+    assert page.next_cursor is not None and "not-a-member" not in page.next_cursor
+    alone = await connect({"northwind": "not-a-member"}).changes(None, 50)
+    assert isinstance(alone, RetryLater) and "401" in alone.reason

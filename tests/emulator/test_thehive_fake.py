@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +72,19 @@ def hive() -> TheHiveEmulator:
     return fake
 
 
-@pytest.fixture
-async def api(hive: TheHiveEmulator, tmp_path: Path) -> AsyncIterator[Hive]:
+@asynccontextmanager
+async def served(hive: TheHiveEmulator, tmp_path: Path) -> AsyncIterator[Hive]:
     tls = create_tls_material(tmp_path / "tls")
     async with serving([TheHiveService(hive).app()], "127.0.0.1", tls) as ports:
         context = ssl.create_default_context(cafile=str(tls.ca_path))
         async with httpx.AsyncClient(verify=context, timeout=10) as http:
             yield Hive(http, f"https://127.0.0.1:{ports[0]}")
+
+
+@pytest.fixture
+async def api(hive: TheHiveEmulator, tmp_path: Path) -> AsyncIterator[Hive]:
+    async with served(hive, tmp_path) as client:
+        yield client
 
 
 def alert_body(source_ref: str = "inc-1", **extra: Any) -> dict[str, Any]:
@@ -96,6 +103,18 @@ async def created(api: Hive, source_ref: str = "inc-1", **extra: Any) -> dict[st
     assert response.status_code == 201, response.text
     answer: dict[str, Any] = response.json()
     return answer
+
+
+async def audit_log(api: Hive, *operations: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """listAudit followed by `operations`, as the caller of `kwargs` sees it."""
+    response = await api.query({"_name": "listAudit"}, *operations, **kwargs)
+    assert response.status_code == 200, response.text
+    entries: list[dict[str, Any]] = response.json()
+    return entries
+
+
+def summary(entries: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(e["action"], e["objectType"], e["rootId"]) for e in entries]
 
 
 def assert_thehive_error(response: httpx.Response, status: int, type_: str) -> None:
@@ -607,3 +626,196 @@ async def test_unknown_routes_are_thehive_shaped(api: Hive) -> None:
     assert missing.status_code == 404 and missing.json()["type"] == "NotFound"
     wrong_method = await api.call("DELETE", "/api/v1/query")
     assert wrong_method.status_code == 405 and wrong_method.json()["type"] == "Unknown"
+
+
+# -- the audit log ------------------------------------------------------------------------------
+
+
+async def test_alert_create_and_patch_are_audited(api: Hive) -> None:
+    """An alert's create and PATCHes are audited by the caller, details the changed fields only."""
+    alert = await created(api, tags=["a"], assignee="sam@soc-a")
+    path = f"/api/v1/alert/{alert['_id']}"
+    assert (await api.call("PATCH", path, {"status": "InProgress"})).status_code == 204
+    changes = {"assignee": None, "addTags": ["b"], "severity": 3, "title": alert["title"]}
+    assert (await api.call("PATCH", path, changes)).status_code == 204
+    created_entry, status_entry, fields_entry = await audit_log(api)
+    assert summary([created_entry]) == [("create", "Alert", alert["_id"])]
+    assert created_entry["object"] == alert and created_entry["_createdAt"] == alert["_createdAt"]
+    assert created_entry["details"]["sourceRef"] == "inc-1"
+    assert not any(name.startswith("_") for name in created_entry["details"])
+    assert status_entry["details"] == {"status": "InProgress", "stage": "InProgress"}
+    assert (status_entry["_type"], status_entry["action"], status_entry["mainAction"]) == (
+        "Audit",
+        "update",
+        True,
+    )
+    assert (status_entry["_createdBy"], status_entry["objectId"]) == ("bridge@soc-a", alert["_id"])
+    assert status_entry["_createdAt"] == status_entry["object"]["_updatedAt"]
+    assert fields_entry["details"] == {"assignee": None, "tags": ["a", "b"], "severity": 3}
+    now = (await api.call("GET", path)).json()
+    assert fields_entry["object"] == fields_entry["context"] == now
+    assert len({entry["requestId"] for entry in (created_entry, status_entry, fields_entry)}) == 3
+
+
+async def test_case_from_alert_is_audited(api: Hive) -> None:
+    """Case from alert: Case create, then Alert update with Imported and caseId, one requestId."""
+    observable = {"dataType": "ip", "data": "198.51.100.1"}
+    alert = await created(api, observables=[observable])
+    response = await api.call("POST", f"/api/v1/alert/{alert['_id']}/case")
+    case = response.json()
+    entries = await audit_log(api)
+    assert summary(entries) == [
+        ("create", "Alert", alert["_id"]),
+        ("create", "Observable", alert["_id"]),
+        ("create", "Case", case["_id"]),
+        ("update", "Alert", alert["_id"]),
+        ("create", "Observable", case["_id"]),
+    ]
+    case_entry, alert_entry = entries[2], entries[3]
+    assert case_entry["objectId"] == case["_id"] and case_entry["context"]["_id"] == case["_id"]
+    assert case_entry["details"]["title"] == alert["title"]
+    assert alert_entry["details"] == {
+        "status": "Imported",
+        "stage": "Imported",
+        "caseId": case["_id"],
+    }
+    assert {entry["requestId"] for entry in entries[2:]} == {case_entry["requestId"]}
+    assert entries[4]["context"]["_id"] == case["_id"]
+    assert entries[4]["details"]["data"] == "198.51.100.1"
+
+
+async def test_merge_is_audited(api: Hive, hive: TheHiveEmulator) -> None:
+    """A merge is a Case update (description, tags) and an Alert merge with the import's details."""
+    first = await created(api, "inc-1", tags=["t"])
+    second = await created(api, "inc-2", tags=["extra"])
+    case = hive.analyst_create_case(first["_id"], "sam@soc-a")
+    since = (await audit_log(api))[-1]["_createdAt"]
+    merged = (await api.call("POST", f"/api/v1/alert/{second['_id']}/merge/{case['_id']}")).json()
+    later = {"_name": "filter", "_gt": {"_field": "_createdAt", "_value": since}}
+    case_entry, alert_entry = await audit_log(api, later)
+    assert summary([case_entry, alert_entry]) == [
+        ("update", "Case", case["_id"]),
+        ("merge", "Alert", second["_id"]),
+    ]
+    assert case_entry["details"] == {"description": merged["description"], "tags": ["t", "extra"]}
+    imported = {"status": "Imported", "stage": "Imported", "caseId": case["_id"]}
+    assert alert_entry["details"] == imported
+    assert alert_entry["context"]["_id"] == second["_id"] == alert_entry["object"]["_id"]
+    assert case_entry["requestId"] == alert_entry["requestId"]
+
+
+async def test_closing_a_case_is_audited(api: Hive, hive: TheHiveEmulator) -> None:
+    """Closing a case is a Case update with status, stage, impactStatus, summary and endDate."""
+    alert = await created(api)
+    case = hive.analyst_create_case(alert["_id"], "sam@soc-a")
+    path = f"/api/v1/case/{case['_id']}"
+    closing = {"status": "TruePositive", "impactStatus": "WithImpact", "summary": "Contained"}
+    assert (await api.call("PATCH", path, closing)).status_code == 204
+    closed = (await api.call("GET", path)).json()
+    entry = (await audit_log(api))[-1]
+    assert summary([entry]) == [("update", "Case", case["_id"])]
+    assert entry["details"] == {
+        "status": "TruePositive",
+        "stage": "Closed",
+        "impactStatus": "WithImpact",
+        "summary": "Contained",
+        "endDate": closed["endDate"],
+    }
+    assert entry["object"] == entry["context"] == closed
+    assert (entry["_createdBy"], entry["_createdAt"]) == ("bridge@soc-a", closed["_updatedAt"])
+
+
+async def test_comment_on_a_case_is_audited(api: Hive, hive: TheHiveEmulator) -> None:
+    """A comment on a case is a Comment create whose rootId and context are the case."""
+    alert = await created(api)
+    case = hive.analyst_create_case(alert["_id"], "sam@soc-a")
+    comment = (
+        await api.call("POST", f"/api/v1/case/{case['_id']}/comment", {"message": "c1"})
+    ).json()
+    entry = (await audit_log(api))[-1]
+    assert summary([entry]) == [("create", "Comment", case["_id"])]
+    assert (entry["objectId"], entry["details"]) == (comment["_id"], {"message": "c1"})
+    assert entry["object"] == comment and entry["_createdAt"] == comment["createdAt"]
+    assert entry["context"] == (await api.call("GET", f"/api/v1/case/{case['_id']}")).json()
+
+
+async def test_list_audit_filters_sorts_and_pages(api: Hive, hive: TheHiveEmulator) -> None:
+    """listAudit filters (_createdAt, objectType, _createdBy), sorts, pages, counts; copies."""
+    first = await created(api, "inc-1")
+    since = (await audit_log(api))[-1]["_createdAt"] + 1
+    second = await created(api, "inc-2")
+    hive.analyst_update_alert(first["_id"], "sam@soc-a", status="InProgress")
+    await api.call("POST", f"/api/v1/alert/{second['_id']}/comment", {"message": "m1"})
+    hive.analyst_comment("alert", first["_id"], "sam@soc-a", "m2")
+    recent = {"_name": "filter", "_gte": {"_field": "_createdAt", "_value": since}}
+    kinds = {"_name": "filter", "_in": {"_field": "objectType", "_values": ["Alert", "Comment"]}}
+    mine = {"_name": "filter", "_ne": {"_field": "_createdBy", "_value": "sam@soc-a"}}
+    oldest_first = {"_name": "sort", "_fields": [{"_createdAt": "asc"}]}
+    newest_first = {"_name": "sort", "_fields": [{"_createdAt": "desc"}]}
+    entries = await audit_log(api, recent, kinds, oldest_first)
+    assert [(e["objectType"], e["_createdBy"]) for e in entries] == [
+        ("Alert", "bridge@soc-a"),
+        ("Alert", "sam@soc-a"),
+        ("Comment", "bridge@soc-a"),
+        ("Comment", "sam@soc-a"),
+    ]
+    assert [e["rootId"] for e in await audit_log(api, recent, mine)] == [second["_id"]] * 2
+    paged = await audit_log(api, recent, newest_first, {"_name": "page", "from": 1, "to": 3})
+    assert paged == entries[::-1][1:3]
+    count = await api.query({"_name": "listAudit"}, recent, {"_name": "count"})
+    assert count.json() == 4
+    hive.audits(ORG_A)[-2]["details"]["message"] = "changed by the reader"
+    assert hive.audits(ORG_A)[-2]["details"] == {"message": "m1"}
+
+
+async def test_an_organisation_sees_only_its_audits(api: Hive, hive: TheHiveEmulator) -> None:
+    """listAudit and audits(org) give one organisation's entries; audits() all, oldest first."""
+    mine = await created(api)
+    theirs = (await api.create(alert_body("inc-9"), key=KEY_BOTH, org=ORG_B)).json()
+    assert [e["objectId"] for e in await audit_log(api)] == [mine["_id"]]
+    assert [e["objectId"] for e in await audit_log(api, key=KEY_BOTH)] == [theirs["_id"]]
+    assert [e["objectId"] for e in hive.audits(ORG_B)] == [theirs["_id"]]
+    assert [e["objectId"] for e in hive.audits()] == [mine["_id"], theirs["_id"]]
+    assert hive.audits("no-such-org") == []
+
+
+async def test_a_patch_that_changes_nothing_records_nothing(
+    api: Hive, hive: TheHiveEmulator
+) -> None:
+    """A PATCH to the values held is 204 but neither audited nor stamped _updatedAt."""
+    alert = await created(api, tags=["a"])
+    case = hive.analyst_create_case(alert["_id"], "sam@soc-a")
+    before = hive.audits(ORG_A)
+    alert_path, case_path = f"/api/v1/alert/{alert['_id']}", f"/api/v1/case/{case['_id']}"
+    imported = (await api.call("GET", alert_path)).json()
+    held = {"title": alert["title"], "addTags": ["a"], "assignee": None}
+    assert (await api.call("PATCH", alert_path, held)).status_code == 204
+    same = {"status": "New", "title": case["title"], "removeTags": ["zzz"], "summary": None}
+    assert (await api.call("PATCH", case_path, same)).status_code == 204
+    assert hive.audits(ORG_A) == before
+    assert (await api.call("GET", case_path)).json() == case
+    assert (await api.call("GET", alert_path)).json() == imported
+
+
+async def test_frozen_clock_gives_equal_times_in_a_stable_order(tmp_path: Path) -> None:
+    """With frozen_clock_ms every write shares one _createdAt; sorts keep insertion order."""
+    frozen = TheHiveEmulator(frozen_clock_ms=1_700_000_000_000)
+    frozen.add_organisation(ORG_A)
+    frozen.add_api_key(KEY_A, "bridge@soc-a", [ORG_A])
+    async with served(frozen, tmp_path) as api:
+        alerts = [await created(api, ref) for ref in ("inc-1", "inc-2", "inc-3")]
+        await api.call("PATCH", f"/api/v1/alert/{alerts[0]['_id']}", {"status": "InProgress"})
+        await api.call("POST", f"/api/v1/alert/{alerts[1]['_id']}/comment", {"message": "m"})
+        inserted = await audit_log(api)
+        ascending = await audit_log(api, {"_name": "sort", "_fields": [{"_createdAt": "asc"}]})
+        descending = await audit_log(api, {"_name": "sort", "_fields": [{"_createdAt": "desc"}]})
+    assert {entry["_createdAt"] for entry in inserted} == {1_700_000_000_000}
+    assert {alert["_createdAt"] for alert in alerts} == {1_700_000_000_000}
+    assert summary(inserted) == [
+        ("create", "Alert", alerts[0]["_id"]),
+        ("create", "Alert", alerts[1]["_id"]),
+        ("create", "Alert", alerts[2]["_id"]),
+        ("update", "Alert", alerts[0]["_id"]),
+        ("create", "Comment", alerts[1]["_id"]),
+    ]
+    assert ascending == descending == inserted

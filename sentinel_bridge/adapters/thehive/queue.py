@@ -323,7 +323,7 @@ def _audit_query(position: feed_cursor.Position, size: int, login: str) -> list[
     conditions = [
         {"_gte": {"_field": "_createdAt", "_value": position.at_ms}},
         {"_in": {"_field": "objectType", "_values": AUDITED}},
-        {"_ne": {"_field": "_createdBy", "_value": login}},
+        {"_not": {"_eq": {"_field": "_createdBy", "_value": login}}},
     ]
     return [
         {"_name": "listAudit"},
