@@ -496,7 +496,7 @@ class TheHiveEmulator:
             "type": fields["type"], "source": fields["source"],
             "sourceRef": fields["sourceRef"], "title": fields["title"],
             "description": fields["description"], "date": fields.get("date", now),
-            "tags": _unique(fields.get("tags", [])), "flag": fields.get("flag", False),
+            "tags": _unique(fields.get("tags", [])),
             "follow": True, "customFields": _custom_field_list(fields.get("customFields", [])),
             "status": status, "stage": stage, "observableCount": 0, "extraData": {},
             "newDate": now,
@@ -996,10 +996,20 @@ def _stamp_stage_date(record: JsonObject, stage: str, now: int) -> None:
     record.setdefault(names[stage], now)
 
 
+# Fields an update takes that TheHive 5's OutputAlert / OutputCase do not show (checked
+# against thehive4py's types in tests/emulator/test_thehive_types.py).
+_INPUT_ONLY = {"Alert": frozenset({"flag", "lastSyncDate"}),
+               "Case": frozenset({"taskRule", "observableRule"})}  # fmt: skip
+
+
+def _input_only(record: JsonObject, name: str) -> bool:
+    return name in _INPUT_ONLY.get(str(record.get("_type")), frozenset())
+
+
 def _apply_common_update(record: JsonObject, fields: JsonObject) -> None:
     """The fields of a PATCH other than status: null unsets, tags are sets, levels relabel."""
     for name, value in fields.items():
-        if name in ("status", "addTags", "removeTags", "customFields"):
+        if name in ("status", "addTags", "removeTags", "customFields") or _input_only(record, name):
             continue
         if value is None:
             record.pop(name, None)

@@ -214,3 +214,14 @@ def test_hostile_entries_never_move_the_cursor_back(entries: list[Any]) -> None:
     assert after.at_ms >= start.at_ms
     if after.at_ms == start.at_ms:
         assert start.seen <= after.seen
+
+
+def test_a_case_made_from_an_alert_passes_on_its_assignee_not_its_status() -> None:
+    """A case's create gives its first assignee to its alerts; its status New is no change
+    (the import already made them active)."""
+    case = {**CASE, "assignee": "alice@contoso.example"}
+    created = _audit("Case", "create", {"status": "New", "assignee": "alice@contoso.example"}, case)
+    [change] = audit_changes(created, BRIDGE, {"~20": ["a-1"]})
+    assert (change["kind"], change["owner"]["upn"]) == ("owner", "alice@contoso.example")
+    unassigned = _audit("Case", "create", {"status": "New"}, CASE)
+    assert audit_changes(unassigned, BRIDGE, {"~20": ["a-1"]}) == []

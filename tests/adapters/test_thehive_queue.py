@@ -279,3 +279,18 @@ async def test_an_organisation_that_cannot_be_read_does_not_stop_the_others(
     assert page.next_cursor is not None and "not-a-member" not in page.next_cursor
     alone = await connect({"northwind": "not-a-member"}).changes(None, 50)
     assert isinstance(alone, RetryLater) and "401" in alone.reason
+
+
+async def test_a_create_refused_for_another_reason_is_checked_before_parking(
+    connect: Any, hive: TheHiveEmulator
+) -> None:
+    """A 400 that is not TheHive's CreateError parks the alert only if TheHive does not hold it."""
+    queue = connect()
+    assert await queue.put_alert("a-1", body()) is PutOutcome.CREATED
+    odd = {"type": "BadRequest", "message": "Alert exists (reworded)"}
+    hive.faults.inject(400, count=1, method="POST", path=r"^/api/v1/alert$", body=odd)
+    assert await connect().put_alert("a-1", body(revision="2026-01-03T00:00:00Z")) is (
+        PutOutcome.UPDATED
+    )
+    hive.faults.inject(400, count=1, method="POST", path=r"^/api/v1/alert$", body=odd)
+    assert isinstance(await connect().put_alert("a-2", body()), Refused)

@@ -16,7 +16,8 @@ Mapping decisions (the README's TheHive section lists them for operators):
   Duplicated -> Undetermined; any other closing status by its impact: WithImpact ->
   TruePositive, NoImpact -> BenignPositive, NotApplicable or none -> the default.
   The case summary and TheHive's own status and impact become the classification comment.
-- A change of a case (status, assignee, comment) is a change of every bridge alert in it.
+- A change of a case (status, assignee, comment) is a change of every bridge alert in it; a
+  case made from an alert passes on its first assignee (its status is the import's: active).
 - Assignee (a TheHive login) -> owner by that login as e-mail and UPN; none -> unassigned.
 - A comment on the alert, or on its case, -> a Sentinel comment, id `thehive-<comment id>`.
 - Entries made with the bridge's own key are echoes: never changes.
@@ -79,8 +80,10 @@ def audit_changes(
     details: JsonObject = raw_details if isinstance(raw_details, dict) else {}
     if kind == "Alert" and action in ("update", "merge"):
         return list(_alert_changes(audit, details))
-    if kind == "Case" and action == "update":
+    if kind == "Case" and action in ("create", "update"):
         alerts = case_alerts.get(_str(audit.get("objectId")) or "", ())
+        if action == "create":  # its status is the import's; its first assignee is news
+            details = {"assignee": details["assignee"]} if "assignee" in details else {}
         return list(_case_changes(audit, details, alerts))
     if kind == "Comment" and action == "create":
         return list(_comment_changes(audit, case_alerts))

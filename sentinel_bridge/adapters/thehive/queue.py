@@ -96,9 +96,18 @@ class TheHiveQueue:
         if response.status_code == 201:
             self._remember(alert_id, organisation, _id_of(response))
             return PutOutcome.CREATED
-        if response.status_code == 400 and _duplicate(response):
+        if response.status_code == 400 and await self._exists(organisation, alert_id, response):
             return None
         return verdict(response)
+
+    async def _exists(self, organisation: str, alert_id: str, refused: httpx.Response) -> bool:
+        """Whether a refused create was refused because the alert exists: TheHive says so
+        with a CreateError, and a 400 of another kind is checked by looking it up, so that a
+        wording this version does not know cannot park an alert TheHive holds."""
+        if _duplicate(refused):
+            return True
+        found = await self.find_alert(organisation, alert_id)
+        return isinstance(found, dict)
 
     async def _update(
         self, organisation: str, alert_id: str, wanted: JsonObject, revision: object
