@@ -11,7 +11,9 @@ part of `all`) takes `--ttl S`, `--kills N`, `--poll-seconds S` (of the failover
 
 Every benchmark takes `--queue-batch N` (the emulated queue advertises `POST /v1/alerts:batch`
 of up to N alerts; default 0, single PUTs) and `--set SECTION__KEY=VALUE` (repeatable: a
-setting of the bridge under test, e.g. `--set RUNTIME__EVENT_LOOP=asyncio`).
+setting of the bridge under test, e.g. `--set RUNTIME__EVENT_LOOP=asyncio`). `raw` and
+`raw-no-enrich` take `--queue thehive`: the bridge delivers to the emulator's TheHive 5 fake
+(one organisation per tenant, the same 5 ms latency) instead of the contract-v1 queue.
 """
 
 from __future__ import annotations
@@ -138,6 +140,10 @@ def _lease_ttl(text: str) -> float:
     return value
 
 
+def names_of(which: str) -> list[str]:
+    return ["backlog", "raw", "steady", "reverse", "push"] if which == "all" else [which]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
@@ -167,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         "--queue-batch", type=int, default=0, help="the queue offers batches of N alerts (0)"
     )
     parser.add_argument(
+        "--queue",
+        choices=["http", "thehive"],
+        default="http",
+        help="raw: the queue delivered to: contract v1 over HTTP, or the TheHive fake (http)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         type=_setting,
@@ -176,10 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     common.QUEUE_BATCH_MAX_ALERTS = args.queue_batch
+    common.QUEUE_KIND = args.queue
+    if args.queue != "http" and not set(names_of(args.which)) <= {"raw", "raw-no-enrich"}:
+        parser.error("--queue thehive is measured by raw and raw-no-enrich only")
     common.BRIDGE_ENV.update(dict(args.set))
-    names = ["backlog", "raw", "steady", "reverse", "push"] if args.which == "all" else [args.which]
+    names = names_of(args.which)
     print(f"machine: {_machine()}", flush=True)
-    print(f"queue batch: {args.queue_batch or 'off'}; bridge settings: {args.set}", flush=True)
+    print(
+        f"queue: {args.queue}; queue batch: {args.queue_batch or 'off'}; "
+        f"bridge settings: {args.set}",
+        flush=True,
+    )
     rows: list[Row] = []
     for name in names:
         began = time.monotonic()

@@ -24,6 +24,11 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 # the bridge under test, as SENTINEL_BRIDGE_<SECTION>__<KEY> variables.
 QUEUE_BATCH_MAX_ALERTS = 0
 BRIDGE_ENV: dict[str, str] = {}
+# `--queue thehive` (raw): the bridge delivers to the emulator's TheHive fake, one
+# organisation per tenant, instead of the contract-v1 queue.
+QUEUE_KIND = "http"
+THEHIVE_KEY = "bench-thehive-" + uuid.uuid4().hex
+THEHIVE_LOGIN = "sentinel-bridge@bench.example"
 
 
 @dataclass
@@ -82,13 +87,32 @@ def rig(
         workdir = Path(tmp)
         config = workdir / "config.toml"
         store = f"sqlite+aiosqlite:///{workdir}/bridge.db"
-        config.write_text(bridge_config_toml(ep, emulator.options, workspaces, store_url=store))
+        text = bridge_config_toml(ep, emulator.options, workspaces, store_url=store)
+        if QUEUE_KIND == "thehive":
+            text = _to_thehive(emulator, ep, workspaces, text)
+        config.write_text(text)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_BRIDGE_")}
         env["SENTINEL_BRIDGE_CONFIG"] = str(config)
         env["SENTINEL_BRIDGE_OBSERVABILITY__LOG_LEVEL"] = "warning"
         env.update({f"SENTINEL_BRIDGE_SYNC__{k.upper()}": v for k, v in sync.items()})
         env.update(BRIDGE_ENV)
         yield Rig(emulator, ep, workspaces, workdir, env)
+
+
+def _to_thehive(
+    emulator: Emulator, endpoints: Endpoints, workspaces: list[EmulatedWorkspace], text: str
+) -> str:
+    """The config with TheHive as the queue, each tenant in the organisation of its name."""
+    organisations = [workspace.label for workspace in workspaces]
+    for organisation in organisations:
+        emulator.thehive.add_organisation(organisation)
+    emulator.thehive.add_api_key(THEHIVE_KEY, THEHIVE_LOGIN, organisations)
+    start, end = text.index("[queue]"), text.index("[sync]")
+    queue = (
+        f'[queue]\ntype = "thehive"\nurl = "{endpoints.thehive_url}"\n'
+        f'api_key = "{THEHIVE_KEY}"\nca_bundle = "{endpoints.ca_path}"\n\n'
+    )
+    return text[:start] + queue + text[end:]
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -127,6 +151,8 @@ def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.5) ->
 
 
 def delivered_count(emulator: Emulator) -> int:
+    if QUEUE_KIND == "thehive":
+        return len(emulator.thehive.alerts())
     return len(emulator.queue.alerts)
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from sentinel_bridge_emulator.audit import audit
+from sentinel_bridge_emulator.audit import Audit, audit
+from sentinel_bridge_emulator.core import Emulator
+from sentinel_bridge_emulator.options import EmulatedWorkspace
+from sentinel_bridge_emulator.thehive_audit import thehive_audit
 
+from . import common
 from .common import Row, cpu_seconds, delivered_count, new_emulator, rig, stop, wait_until
 
 
@@ -21,6 +25,7 @@ def run(
             emulator.sentinel.create_incident(ws, created=start + timedelta(seconds=30 * i))
     emulator.sentinel.faults.latency_ms = latency_ms
     emulator.queue.faults.latency_ms = latency_ms
+    emulator.thehive.faults.latency_ms = latency_ms
     total = tenants * per_tenant
     sync = {"poll_interval_seconds": "30", "enrich": "true" if enrich else "false"}
     with rig(emulator, workspaces, sync) as env:
@@ -32,14 +37,16 @@ def run(
             cpu = cpu_seconds(bridge.pid)
         finally:
             stop(bridge)
-        puts = emulator.queue.put_log
-        result = audit(emulator, workspaces)
-    span = puts[-1].at - puts[0].at if len(puts) > 1 else float("nan")
+        stamps, result = _deliveries(emulator, workspaces)
+    span = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
     rate = total / wall
+    thehive = common.QUEUE_KIND == "thehive"
     name = f"raw {tenants}x{per_tenant}" + ("" if enrich else " no-enrich")
+    name += " thehive" if thehive else ""
+    first_to_last = "first to last create" if thehive else "first to last PUT"
     return [
         Row(name, "delivered/s (process start to last)", f"{rate:.0f}/s", ">= 500/s", rate >= 500),
-        Row(name, "delivered/s (first to last PUT)", f"{total / span:.0f}/s"),
+        Row(name, f"delivered/s ({first_to_last})", f"{total / span:.0f}/s"),
         Row(name, "bridge CPU per 1,000 incidents", f"{cpu / total * 1000:.2f} s"),
         Row(
             name,
@@ -49,3 +56,15 @@ def run(
             result.ok,
         ),
     ]
+
+
+def _deliveries(
+    emulator: Emulator, workspaces: list[EmulatedWorkspace]
+) -> tuple[list[float], Audit]:
+    """When each alert reached the queue (PUTs, or TheHive's successful creates), and the
+    oracle's verdict."""
+    if common.QUEUE_KIND == "thehive":
+        creates = [attempt.at for attempt in emulator.thehive.create_log if attempt.status == 201]
+        organisations = {workspace: workspace.label for workspace in workspaces}
+        return sorted(creates), thehive_audit(emulator, organisations)
+    return [put.at for put in emulator.queue.put_log], audit(emulator, workspaces)

@@ -63,12 +63,14 @@ exit codes:
 
 columns of the live view:
   incidents  incidents in the tenant's Sentinel workspace
-  delivered  of those, how many are alerts in the central queue
-  mirrored   analyst actions (close, comment) applied to Sentinel / actions taken
+  delivered  of those, how many are alerts in the central queue (or in TheHive)
+  mirrored   analyst actions (close, comment; with TheHive also cases) applied to
+             Sentinel / actions taken
   lag        how far the bridge's checkpoint trails now (- before the first tick)
 
 examples:
   sentinel-bridge demo
+  sentinel-bridge demo --queue thehive
   sentinel-bridge demo --duration 0 --tenants 5    (until Ctrl-C)
   sentinel-bridge demo | cat                       (plain lines, no escape codes)"""
 
@@ -104,6 +106,13 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=float, default=30.0, help="seconds (30); 0 runs until Ctrl-C"
     )
     parser.add_argument(
+        "--queue",
+        choices=["http", "thehive"],
+        default="http",
+        help="the central queue: contract v1 over HTTP, or TheHive 5, one organisation per "
+        "tenant (http)",
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         default=DEMO_STATE_DIR,
@@ -122,7 +131,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .demo.run import run_demo
 
     configure_logging(args.log_format, args.log_level)
-    return anyio.run(run_demo, args.tenants, args.duration, args.state_dir)
+    return anyio.run(run_demo, args.tenants, args.duration, args.state_dir, args.queue)
 
 
 emulator = Command(

@@ -1,5 +1,6 @@
-"""The emulator: a token authority, the Sentinel incidents API and the central queue,
-each on its own TLS port of 127.0.0.1, sharing one lock-guarded state that tests drive."""
+"""The emulator: a token authority, the Sentinel incidents API, the central queue and a
+TheHive 5 fake, each on its own TLS port of 127.0.0.1, sharing one lock-guarded state that
+tests drive."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from .queue_http import QueueService
 from .sentinel import SentinelEmulator
 from .server import serving
 from .stats import Counters, EmulatorStats
+from .thehive import TheHiveEmulator
+from .thehive_http import TheHiveService
 from .tls import TlsMaterial, create_tls_material, issue_client_certificate
 
 _ARM_METHODS = ["GET", "PUT", "POST", "DELETE", "PATCH"]
@@ -40,6 +43,7 @@ class Endpoints:
     arm_endpoint: str
     queue_url: str
     ca_path: Path
+    thehive_url: str
 
     @property
     def control_url(self) -> str:
@@ -50,6 +54,7 @@ class Endpoints:
             "authority_host": self.authority_host,
             "arm_endpoint": self.arm_endpoint,
             "queue_url": self.queue_url,
+            "thehive_url": self.thehive_url,
             "control_url": self.control_url,
             "ca_path": str(self.ca_path),
         }
@@ -65,6 +70,8 @@ class Emulator:
         self.authority = AuthorityEmulator(self.options, self.counters, self.lock)
         self.sentinel = SentinelEmulator(self.options, self.lock)
         self.queue = QueueEmulator(self.options, self.lock)
+        # Empty until a test or the demo adds organisations and API keys to it.
+        self.thehive = TheHiveEmulator(lock=self.lock)
         self.endpoints: Endpoints | None = None
         self.automations: list[Automation] = []
         self._tls: TlsMaterial | None = None
@@ -141,8 +148,8 @@ class Emulator:
         self.authority.register_certificate(pem)
         return pem
 
-    def apps(self) -> tuple[Starlette, Starlette, Starlette]:
-        """The authority, ARM (with /_emulator control) and queue ASGI apps."""
+    def apps(self) -> tuple[Starlette, Starlette, Starlette, Starlette]:
+        """The authority, ARM (with /_emulator control), queue and TheHive ASGI apps."""
         arm = ArmService(
             self.sentinel, self.authority, self.counters, self.lock, build_handlers(self.sentinel)
         )
@@ -153,21 +160,23 @@ class Emulator:
         queue_app = QueueService(self.queue, self.counters, self.lock).app(
             self.options.queue_prefix
         )
-        return authority_app(self.authority), arm_app, queue_app
+        thehive_app = TheHiveService(self.thehive).app()
+        return authority_app(self.authority), arm_app, queue_app, thehive_app
 
     @contextlib.asynccontextmanager
     async def serve(self) -> AsyncIterator[Endpoints]:
-        """Serve all three services in the running event loop until the block exits."""
+        """Serve all four services in the running event loop until the block exits."""
         if self.endpoints is not None:
             raise RuntimeError("this emulator is already serving")
         tls, host = self.tls, self.options.host
-        async with serving(self.apps(), host, tls) as (authority, arm, queue):
+        async with serving(self.apps(), host, tls) as (authority, arm, queue, thehive):
             prefix = "/" + self.options.queue_prefix.strip("/")
             self.endpoints = Endpoints(
                 authority_host=f"https://{host}:{authority}",
                 arm_endpoint=f"https://{host}:{arm}",
                 queue_url=f"https://{host}:{queue}{prefix.rstrip('/')}",
                 ca_path=tls.ca_path,
+                thehive_url=f"https://{host}:{thehive}",
             )
             try:
                 yield self.endpoints

@@ -1,6 +1,10 @@
 """`sentinel-bridge demo`: the emulator with a few customer tenants, the bridge on SQLite,
 simulated analysts in the central queue, and a live per-tenant view.
 
+The queue is the emulator's contract-v1 HTTP queue (`queue="http"`) or its TheHive 5 fake
+(`queue="thehive"`: one organisation per tenant, named like it; the bridge's API key is a
+member of all of them; each has its own analysts).
+
 Incidents keep appearing (some out of order, some with enum values Sentinel may add one day)
 and some are modified later; at the end the demo checks that every incident reached the queue
 exactly once, at its latest revision, and exits non-zero if not.
@@ -28,8 +32,9 @@ from sentinel_bridge.runtime.daemon import run_forever
 from sentinel_bridge.runtime.shutdown import start_tracked
 
 from .. import EmulatedWorkspace, Emulator, EmulatorOptions
-from ..audit import audit
-from .analysts import Analysts
+from ..audit import Audit, audit
+from ..thehive_audit import thehive_audit
+from .analysts import Analysts, AnalystTeam, HiveAnalysts, analyst_logins
 from .view import Screen, TenantLine, tenant_line
 
 _TITLES = [
@@ -42,6 +47,8 @@ _TITLES = [
 ]
 _SEVERITIES = ["Informational", "Low", "Medium", "High"]
 _CUSTOMERS = ["contoso", "fabrikam", "northwind", "adatum", "tailspin", "woodgrove", "litware"]
+QUEUES = ("http", "thehive")
+BRIDGE_LOGIN = "sentinel-bridge@soc.example"
 
 
 @dataclass
@@ -51,10 +58,23 @@ class DemoState:
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     created: int = 0
     modified: int = 0
-    analysts: Analysts = field(init=False)
+    # Workspace name -> its tenant's TheHive organisation; empty: the HTTP queue.
+    organisations: dict[str, str] = field(default_factory=dict)
+    analysts: AnalystTeam = field(init=False)
 
     def __post_init__(self) -> None:
-        self.analysts = Analysts(self.emulator, self.workspaces)
+        self.analysts = (
+            HiveAnalysts(self.emulator, self.workspaces, self.organisations)
+            if self.organisations
+            else Analysts(self.emulator, self.workspaces)
+        )
+
+    def audit(self) -> Audit:
+        """The oracle of the queue in use."""
+        if not self.organisations:
+            return audit(self.emulator, self.workspaces)
+        placed = {ws: self.organisations[ws.workspace_name] for ws in self.workspaces}
+        return thehive_audit(self.emulator, placed)
 
 
 def _out(line: str) -> None:
@@ -89,8 +109,48 @@ def _customer(index: int) -> str:
     return base if index < len(_CUSTOMERS) else f"{base}{index // len(_CUSTOMERS) + 1}"
 
 
-def demo_settings(emulator: Emulator, endpoints: Any, workspaces: list[Any], db: Path) -> Settings:
+def tenant_names(workspaces: list[Any]) -> dict[str, str]:
+    """Workspace name -> the demo's name of its tenant (its TheHive organisation too)."""
+    return {ws.workspace_name: _customer(i) for i, ws in enumerate(workspaces)}
+
+
+def setup_thehive(emulator: Emulator, organisations: list[str]) -> str:
+    """One TheHive organisation per tenant, the bridge's user in all of them, analysts in
+    each; the bridge's API key."""
+    hive = emulator.thehive
+    bridge_key = secrets.token_urlsafe(24)
+    for organisation in organisations:
+        hive.add_organisation(organisation)
+        for login in analyst_logins(organisation):
+            hive.add_api_key(secrets.token_urlsafe(24), login, [organisation])
+    hive.add_api_key(bridge_key, BRIDGE_LOGIN, organisations)
+    return bridge_key
+
+
+def demo_settings(
+    emulator: Emulator,
+    endpoints: Any,
+    workspaces: list[Any],
+    db: Path,
+    thehive_api_key: str | None = None,
+) -> Settings:
+    """The bridge's settings; with `thehive_api_key`, TheHive is the queue (each tenant's
+    organisation is its name, the default), else the HTTP queue."""
     options = emulator.options
+    queue: dict[str, Any] = (
+        {
+            "url": endpoints.queue_url,
+            "token": options.queue_token,
+            "ca_bundle": str(endpoints.ca_path),
+        }
+        if thehive_api_key is None
+        else {
+            "type": "thehive",
+            "url": endpoints.thehive_url,
+            "api_key": thehive_api_key,
+            "ca_bundle": str(endpoints.ca_path),
+        }
+    )
     return Settings(
         azure={
             "authority_host": endpoints.authority_host,
@@ -100,11 +160,7 @@ def demo_settings(emulator: Emulator, endpoints: Any, workspaces: list[Any], db:
             "ca_bundle": str(endpoints.ca_path),
         },
         store={"url": f"sqlite+aiosqlite:///{db}"},
-        queue={
-            "url": endpoints.queue_url,
-            "token": options.queue_token,
-            "ca_bundle": str(endpoints.ca_path),
-        },
+        queue=queue,
         sync={
             "poll_interval_seconds": 2,
             "reverse_interval_seconds": 2,
@@ -190,7 +246,7 @@ async def _lines(state: DemoState, settings: Settings) -> list[TenantLine]:
         rows = {}
     return [
         tenant_line(state.emulator, ws, names[ws.workspace_name], state.analysts,
-                    rows.get(ws.workspace_name))
+                    rows.get(ws.workspace_name), state.organisations.get(ws.workspace_name))
         for ws in state.workspaces
     ]  # fmt: skip
 
@@ -204,7 +260,7 @@ async def _caught_up(state: DemoState, limit_seconds: float) -> None:
 
 def _consistent(state: DemoState) -> bool:
     mirrored, taken = state.analysts.mirrored()
-    return mirrored == taken and audit(state.emulator, state.workspaces).ok
+    return mirrored == taken and state.audit().ok
 
 
 def fresh_database(state_dir: Path) -> Path:
@@ -216,14 +272,23 @@ def fresh_database(state_dir: Path) -> Path:
     return db
 
 
-async def run_demo(tenants: int, duration: float, state_dir: str | Path) -> int:
+async def run_demo(
+    tenants: int, duration: float, state_dir: str | Path, queue: str = "http"
+) -> int:
+    """`queue`: "http" (the contract-v1 queue) or "thehive"."""
+    if queue not in QUEUES:
+        raise ValueError(f"queue must be one of {QUEUES}, not {queue!r}")
     emulator, workspaces = build_emulator(max(1, tenants))
-    state = DemoState(emulator, workspaces)
+    organisations = tenant_names(workspaces) if queue == "thehive" else {}
+    key = setup_thehive(emulator, list(organisations.values())) if organisations else None
+    state = DemoState(emulator, workspaces, organisations=organisations)
     db = fresh_database(Path(state_dir))
     async with emulator.serve() as endpoints:
-        settings = demo_settings(emulator, endpoints, workspaces, db)
+        settings = demo_settings(emulator, endpoints, workspaces, db, thehive_api_key=key)
         # The store as the user named it: an absolute temporary path would overflow the line.
         _out(f"sentinel-bridge demo: {len(workspaces)} tenants, store {Path(state_dir) / db.name}")
+        if organisations:
+            _out("  queue: TheHive, one organisation per tenant")
         _out("  (Ctrl-C to stop)" if duration <= 0 else f"  running for {duration:.0f} s")
         await _run_with(state, settings, duration)
     return _report(state)
@@ -264,15 +329,16 @@ async def _cancel_on_signal(signals: AsyncIterator[int], scope: anyio.CancelScop
 
 
 def _report(state: DemoState) -> int:
-    result = audit(state.emulator, state.workspaces)
+    result = state.audit()
     mirrored, taken = state.analysts.mirrored()
     # Short lines: the summary stays readable in a terminal of 80 columns.
     _out(
         f"summary: {result.incidents} incidents in {len(state.workspaces)} workspaces "
         f"({state.created} created, {state.modified} modified)"
     )
+    queue = "TheHive" if state.organisations else "queue"
     _out(
-        f"  queue: {result.alerts} alerts, {len(result.missing_or_behind)} missing or behind, "
+        f"  {queue}: {result.alerts} alerts, {len(result.missing_or_behind)} missing or behind, "
         f"{len(result.duplicated)} duplicated"
     )
     _out(f"  analyst actions mirrored to Sentinel: {mirrored}/{taken}")

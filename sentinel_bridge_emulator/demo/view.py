@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import sys
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +40,22 @@ class TenantLine:
     last_error: str | None
 
 
-def tenant_line(emulator: Any, workspace: Any, label: str, analysts: Any,
-                status: StatusRow | None) -> TenantLine:  # fmt: skip
+def tenant_line(
+    emulator: Any,
+    workspace: Any,
+    label: str,
+    analysts: Any,
+    status: StatusRow | None,
+    organisation: str | None = None,
+) -> TenantLine:
+    """One tenant's row; `organisation`: its TheHive organisation, when TheHive is the queue
+    (then "delivered" counts the alerts there), else None (the HTTP queue)."""
     incidents = emulator.sentinel.incidents(workspace)
-    alerts = emulator.queue.alerts
+    alerts: Container[str] = (
+        emulator.queue.alerts
+        if organisation is None
+        else {alert["sourceRef"] for alert in emulator.thehive.alerts(organisation)}
+    )
     delivered = sum(1 for incident in incidents if alert_id_for(incident["id"]) in alerts)
     return TenantLine(
         tenant=label,

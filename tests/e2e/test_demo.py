@@ -109,3 +109,24 @@ def test_terminal_screen_redraws_in_place_and_keeps_the_last_frame() -> None:
     assert "\x1b[1A" in drawn  # moved up over the previous frame
     assert drawn.count("contoso") == 3
     assert LEGEND[-1] in drawn[drawn.rindex("contoso") :]
+
+
+def test_demo_with_thehive_as_the_queue_finds_nothing_lost(tmp_path: Path) -> None:
+    """A short demo with `--queue thehive` exits 0, with every incident one current alert in
+    its tenant's organisation and every analyst action taken in TheHive (at least one)
+    mirrored to Sentinel."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sentinel_bridge.cli", "demo", "--queue", "thehive",
+         "--duration", "8", "--tenants", "2", "--state-dir", "state"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert out.startswith("sentinel-bridge demo: 2 tenants, store state/demo.db\n")
+    assert "  queue: TheHive, one organisation per tenant\n" in out
+    assert re.search(r"^  TheHive: [1-9]\d* alerts, 0 missing or behind, 0 duplicated$", out, re.M)
+    done, taken = map(int, re.search(r"mirrored to Sentinel: (\d+)/(\d+)", out).groups())
+    assert done == taken > 0
+    assert result.stderr.rstrip().endswith("demo OK")
+    assert not ESCAPE.search(out + result.stderr)
+    assert max(len(line) for line in out.splitlines()) <= WIDTH
