@@ -152,7 +152,7 @@ def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.5) ->
 
 def delivered_count(emulator: Emulator) -> int:
     if QUEUE_KIND == "thehive":
-        return len(emulator.thehive.alerts())
+        return emulator.thehive.alert_count()
     return len(emulator.queue.alerts)
 
 

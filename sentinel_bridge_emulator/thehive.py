@@ -228,6 +228,9 @@ class _Entities:
     owner: dict[str, str] = field(default_factory=dict)
     parent: dict[str, str] = field(default_factory=dict)
     audits: dict[str, list[JsonObject]] = field(default_factory=dict)
+    # (organisation, type, source, sourceRef) -> alert id: the uniqueness rule, looked up
+    # rather than scanned (a rig creates thousands).
+    alert_keys: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
 
     def table(self, kind: str) -> dict[str, JsonObject]:
         tables = {
@@ -316,6 +319,12 @@ class TheHiveEmulator:
 
     def alerts(self, organisation: str | None = None) -> list[JsonObject]:
         return self._read("alert", organisation)
+
+    def alert_count(self, organisation: str | None = None) -> int:
+        """How many alerts there are (in `organisation`), without copying them."""
+        with self.lock:
+            owner = self._data.owner
+            return sum(1 for a in self._data.alerts if organisation in (None, owner[a]))
 
     def cases(self, organisation: str | None = None) -> list[JsonObject]:
         return self._read("case", organisation)
@@ -515,14 +524,12 @@ class TheHiveEmulator:
 
     def _refuse_duplicate(self, organisation: str, fields: JsonObject) -> None:
         key = (fields["type"], fields["source"], fields["sourceRef"])
-        for alert_id, alert in self._data.alerts.items():
-            if self._data.owner[alert_id] == organisation and _alert_key(alert) == key:
-                raise TheHiveError(
-                    400,
-                    "CreateError",
-                    f"Alert {key[0]}:{key[1]}:{key[2]} already exist in organisation "
-                    f"{organisation}",
-                )
+        if (organisation, *key) in self._data.alert_keys:
+            raise TheHiveError(
+                400,
+                "CreateError",
+                f"Alert {key[0]}:{key[1]}:{key[2]} already exist in organisation {organisation}",
+            )
 
     def get_alert(self, caller: Caller, alert_id: str) -> JsonObject:
         """GET /api/v1/alert/{id}: by `~id` or "type;source;sourceRef"; 404 outside the
@@ -542,19 +549,19 @@ class TheHiveEmulator:
             _apply_common_update(changed, fields)
             if any(name in fields for name in ("type", "source", "sourceRef")):
                 self._refuse_duplicate_of_other(caller.organisation, found, changed)
+                self._index_alert(found, self._data.alerts[found], changed, caller.organisation)
             self._save_update(caller, "alert", found, changed)
 
     def _refuse_duplicate_of_other(
         self, organisation: str, alert_id: str, alert: JsonObject
     ) -> None:
-        others = {other: body for other, body in self._data.alerts.items() if other != alert_id}
-        for other, body in others.items():
-            if self._data.owner[other] == organisation and _alert_key(body) == _alert_key(alert):
-                raise TheHiveError(
-                    400,
-                    "CreateError",
-                    "Another alert has this type, source and sourceRef in this organisation",
-                )
+        holder = self._data.alert_keys.get((organisation, *_alert_key(alert)))
+        if holder is not None and holder != alert_id:
+            raise TheHiveError(
+                400,
+                "CreateError",
+                "Another alert has this type, source and sourceRef in this organisation",
+            )
 
     def _change_alert_status(self, caller: Caller, alert: JsonObject, status: str) -> None:
         stage = self._stage_of("alert", caller.organisation, status)
@@ -853,12 +860,24 @@ class TheHiveEmulator:
         if id_or_name in table:
             visible = organisation is None or owner[id_or_name] == organisation
             return id_or_name if visible else None
+        if kind == "alert" and organisation is not None:
+            parts = id_or_name.split(";", 2)
+            if len(parts) != 3:
+                return None
+            return self._data.alert_keys.get((organisation, parts[0], parts[1], parts[2]))
         for entity_id, body in table.items():
             if organisation is not None and owner[entity_id] != organisation:
                 continue
             if _name_of(kind, body) == id_or_name:
                 return entity_id
         return None
+
+    def _index_alert(
+        self, alert_id: str, before: JsonObject | None, after: JsonObject, organisation: str
+    ) -> None:
+        if before is not None:
+            self._data.alert_keys.pop((organisation, *_alert_key(before)), None)
+        self._data.alert_keys[(organisation, *_alert_key(after))] = alert_id
 
     def _store(
         self,
@@ -870,6 +889,8 @@ class TheHiveEmulator:
     ) -> None:
         self._data.table(kind)[entity_id] = body
         self._data.owner[entity_id] = organisation
+        if kind == "alert":
+            self._index_alert(entity_id, None, body, organisation)
         if parent is not None:
             self._data.parent[entity_id] = parent
             if kind == "observable" and parent in self._data.alerts:

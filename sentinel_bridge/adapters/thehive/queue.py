@@ -34,8 +34,8 @@ from .update import alert_patch
 
 log = structlog.get_logger(__name__)
 
-# Alerts whose TheHive id and organisation are remembered between deliveries; beyond this
-# the oldest are forgotten and found again by sourceRef when next needed.
+# Alerts known to exist in TheHive (created or found): their next delivery is an update,
+# not a create to be refused first. Beyond this many the oldest are forgotten.
 KNOWN_ALERTS_MAX = 100_000
 # A store without a cursor reads the audit log from this long ago: no alert of this bridge
 # can be older than the store that delivered it, and a day covers a replaced store's gap.
@@ -60,7 +60,7 @@ class TheHiveQueue:
         self._organisations = dict(organisations)
         self._clock_ms = clock_ms
         self._login: str | None = None
-        self._known: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._known: OrderedDict[str, None] = OrderedDict()
 
     @property
     def tls_failure(self) -> TlsVerificationError | None:
@@ -94,7 +94,7 @@ class TheHiveQueue:
         if isinstance(response, RetryLater):
             return response
         if response.status_code == 201:
-            self._remember(alert_id, organisation, _id_of(response))
+            self._remember(alert_id)
             return PutOutcome.CREATED
         if response.status_code == 400 and await self._exists(organisation, alert_id, response):
             return None
@@ -142,7 +142,7 @@ class TheHiveQueue:
             return found
         alert = next((item for item in found if bridge_alert_id(item) == alert_id), None)
         if alert is not None and isinstance(alert.get("_id"), str):
-            self._remember(alert_id, organisation, alert["_id"])
+            self._remember(alert_id)
             return dict(alert)
         return None
 
@@ -300,10 +300,8 @@ class TheHiveQueue:
     def _organisation_of(self, body: JsonObject) -> str | None:
         return self._organisations.get(_tenant(body))
 
-    def _remember(self, alert_id: str, organisation: str, thehive_id: str | None) -> None:
-        if thehive_id is None:
-            return
-        self._known[alert_id] = (organisation, thehive_id)
+    def _remember(self, alert_id: str) -> None:
+        self._known[alert_id] = None
         self._known.move_to_end(alert_id)
         while len(self._known) > KNOWN_ALERTS_MAX:
             self._known.popitem(last=False)
@@ -352,10 +350,6 @@ def _duplicate(response: httpx.Response) -> bool:
     """TheHive's answer to a second alert with the same type+source+sourceRef (a 400
     CreateError, "Alert ... already exist in organisation ...")."""
     return error_type(response) == "CreateError"
-
-
-def _id_of(response: httpx.Response) -> str | None:
-    return _field(response, "_id")
 
 
 def _field(response: httpx.Response, name: str) -> str | None:
