@@ -12,6 +12,7 @@ import anyio
 import structlog
 
 from ..adapters.store.reverse_store import ReverseSqlStore
+from ..adapters.thehive.queue import TheHiveQueue
 from ..config import Settings
 from ..core.clock import utc_now
 from ..core.errors import LeaseLostError, TlsVerificationError, describe
@@ -27,7 +28,7 @@ from .reverse import (
     item_budget,
 )
 from .startup import StoreWait
-from .wiring import Adapters, open_adapters
+from .wiring import Adapters, open_adapters, organisations
 from .workspaces import workspaces_of
 
 log = structlog.get_logger(__name__)
@@ -55,6 +56,12 @@ class Bridge:
         self.health = TickHealth(
             self.settings.sync.poll_interval_seconds, telemetry=self.adapters.telemetry
         )
+
+    def reconfigure(self, settings: Settings) -> None:
+        """The tenants of `settings` (start, SIGHUP) reach the queue adapter that keeps them
+        apart: TheHive's organisation of each tenant."""
+        if isinstance(self.adapters.queue, TheHiveQueue):
+            self.adapters.queue.reconfigure(organisations(settings))
 
     def own_with(self, ownership: FencedOwnership) -> None:
         """Work only on what `ownership` holds, and fence the store's tick writes and the

@@ -92,6 +92,7 @@ async def _serve(
                     notifier,
                     ops,
                     bridge.adapters.telemetry,
+                    on_apply=bridge.reconfigure,
                 )
                 leases = start_leases(bridge, daemon, group)
                 await _work_until_stopped(bridge, daemon, group, shutdown.requested, reload)

@@ -161,8 +161,11 @@ class Daemon:
         notifier: Notifier | None = None,
         ops: OpsSwitch | None = None,
         telemetry: Telemetry | None = None,
+        on_apply: Callable[[Settings], None] | None = None,
     ) -> None:
+        """`on_apply`: told the settings each time they are applied (start and reloads)."""
         self.settings = settings
+        self._on_apply = on_apply
         self._telemetry = telemetry or NoTelemetry()
         self.push: PushEndpoint | None = None
         # Which workspaces this replica ticks (a Membership's, with several replicas).
@@ -201,6 +204,8 @@ class Daemon:
     def apply(self, settings: Settings) -> None:
         """Run the tenants `settings` enable (at start and after a reload)."""
         self.settings = settings
+        if self._on_apply is not None:
+            self._on_apply(settings)  # before the loops: a new tenant's first alert needs it
         workspaces = self._workspaces_of(settings)
         started, stopped = self.loops.reconcile(workspaces)
         self.expect_owned()

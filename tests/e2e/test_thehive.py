@@ -4,6 +4,7 @@ its TheHive fake over real sockets (TLS), MSAL's real code path, a SQLite store.
 from __future__ import annotations
 
 import html
+import json
 import random
 import signal
 import sqlite3
@@ -249,3 +250,50 @@ def test_check_config_online_checks_the_key_and_each_organisation(hive_env: Brid
     result, detail = table(failed.stdout)[("organisation", "soc-elsewhere")]
     assert result == "FAILED" and "401" in detail
     assert API_KEY not in failed.output
+
+
+def test_a_tenant_added_by_sighup_delivers_to_its_own_organisation(
+    hive_env: BridgeEnv, tmp_path: Path
+) -> None:
+    """A `[[tenants]]` table added on SIGHUP, with its own `thehive_organisation`, has its
+    incidents land there and its analysts' changes come back, without a restart."""
+    emulator = hive_env.emulator
+    northwind = emulator.add_workspace(new_workspace("northwind"))
+    emulator.thehive.add_organisation("soc-northwind")
+    emulator.thehive.add_api_key(API_KEY, BRIDGE, [*ORGANISATIONS.values(), "soc-northwind"])
+    log = tmp_path / "daemon.log"
+    emulator.sentinel.create_incident(hive_env.workspaces[0], title="before the reload")
+    daemon = hive_env.start_daemon(log)
+    try:
+        # Running (its SIGHUP handler in place) once the first tenant's alert is in.
+        _wait(lambda: bool(emulator.thehive.alerts("contoso")), log)
+        incident = emulator.sentinel.create_incident(northwind, title="after the reload")
+        with hive_env.config.open("a", encoding="utf-8") as config:
+            config.write(
+                f'\n[[tenants]]\nname = "northwind"\ntenant_id = "{northwind.tenant_id}"\n'
+                f'subscription_id = "{northwind.subscription_id}"\n'
+                f'resource_group = "{northwind.resource_group}"\n'
+                f'workspace_name = "{northwind.workspace_name}"\n'
+                'thehive_organisation = "soc-northwind"\n'
+            )
+        daemon.send_signal(signal.SIGHUP)
+        _wait(lambda: bool(emulator.thehive.alerts("soc-northwind")), log)
+        [alert] = emulator.thehive.alerts("soc-northwind")
+        assert alert["sourceRef"] == alert_id_for(incident["id"])
+        emulator.thehive.analyst_update_alert(alert["_id"], ANALYST, status="FalsePositive")
+        _wait(lambda: sentinel_status(hive_env, incident) == "Closed", log)
+    finally:
+        assert stop(daemon, signal.SIGTERM) == 0, log.read_text()
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines() if line[:1] == "{"]
+    assert not [event for event in events if "parked" in event], events
+
+
+def sentinel_status(env: BridgeEnv, incident: dict[str, Any]) -> str:
+    return str(env.emulator.sentinel.get(incident["id"])["properties"]["status"])
+
+
+def _wait(check: Any, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)

@@ -272,6 +272,12 @@ class TheHiveQueue:
             isinstance(item, dict) and mark in str(item.get("message", "")) for item in comments
         )
 
+    def reconfigure(self, organisations: Mapping[str, str]) -> None:
+        """The tenants' organisations from now on (a reload added, moved or removed some)."""
+        if dict(organisations) != self._organisations:
+            log.info("thehive organisations", organisations=len(set(organisations.values())))
+        self._organisations = dict(organisations)
+
     # -- check-config --online ------------------------------------------------------------
 
     async def check_key(self) -> tuple[bool, str]:
