@@ -210,16 +210,20 @@ def source_row(description: object, label: str) -> str | None:
     return rows[-1] if rows and rows[-1] else None
 
 
-def _epoch_ms(value: object) -> int | None:
+def instant(value: object) -> datetime | None:
+    """An ISO-8601 time with its zone (the body's times, the revision); None otherwise."""
     if not isinstance(value, str):
         return None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        return None
-    return int(moment.timestamp() * 1000)
+    return moment if moment.tzinfo is not None else None
+
+
+def _epoch_ms(value: object) -> int | None:
+    moment = instant(value)
+    return None if moment is None else int(moment.timestamp() * 1000)
 
 
 def _text(value: object) -> str:

@@ -13,10 +13,16 @@ The alert is shared with the SOC's analysts, so an update writes only what is th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from ...core.model import JsonObject
-from .mapping import BRIDGE_TAG_PREFIXES, REVISION_ROW, SEVERITY_ROW, severity, source_row
+from .mapping import (
+    BRIDGE_TAG_PREFIXES,
+    REVISION_ROW,
+    SEVERITY_ROW,
+    instant,
+    severity,
+    source_row,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +36,8 @@ class Patch:
 def alert_patch(existing: JsonObject, wanted: JsonObject, revision: object) -> Patch:
     """The update from the alert as TheHive holds it (`existing`) to the one the bridge
     would create now (`wanted`, from thehive_alert) at `revision`."""
-    held = _instant(source_row(existing.get("description"), REVISION_ROW))
-    new = _instant(revision)
+    held = instant(source_row(existing.get("description"), REVISION_ROW))
+    new = instant(revision)
     if held is not None and new is not None and held >= new:
         return Patch({}, stale=held > new)
     fields: JsonObject = {
@@ -65,14 +71,3 @@ def _tag_changes(held: object, wanted: object) -> JsonObject:
     if remove:
         changes["removeTags"] = remove
     return changes
-
-
-def _instant(value: object) -> datetime | None:
-    """An ISO-8601 revision with a zone; None for anything else (then the update goes)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
