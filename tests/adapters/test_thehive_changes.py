@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -225,3 +226,186 @@ def test_a_case_made_from_an_alert_passes_on_its_assignee_not_its_status() -> No
     assert (change["kind"], change["owner"]["upn"]) == ("owner", "alice@contoso.example")
     unassigned = _audit("Case", "create", {"status": "New"}, CASE)
     assert audit_changes(unassigned, BRIDGE, {"~20": ["a-1"]}) == []
+
+
+# -- exact changes --------------------------------------------------------------------------
+
+
+def test_a_closing_is_the_exact_change_the_queue_contract_names() -> None:
+    """Every field of a closing change: ids, time, actor, origin, classification and comment."""
+    closed = {**ALERT, "status": "FalsePositive", "stage": "Closed"}
+    [change] = audit_changes(_audit("Alert", "update", {"status": "FalsePositive"}, closed),
+                             BRIDGE, {})  # fmt: skip
+    assert change == {
+        "change_id": "thehive:~99:status:a-1",
+        "alert_id": "a-1",
+        "kind": "status",
+        "occurred_at": "2026-01-01T09:00:00Z",
+        "actor": "alice@contoso.example",
+        "origin": "analyst",
+        "status": "closed",
+        "classification": "false_positive",
+        "classification_reason": "incorrect_alert_logic",
+        "classification_comment": "Closed in TheHive as FalsePositive.",
+    }
+
+
+def test_an_entry_without_an_author_is_by_thehive() -> None:
+    """No (or a blank) `_createdBy` -> the actor is `TheHive`; an empty assignee unassigns."""
+    entry = _audit("Alert", "update", {"assignee": ""}, ALERT, _createdBy="  ")
+    [change] = audit_changes(entry, BRIDGE, {})
+    assert (change["actor"], change["owner"]) == ("TheHive", None)
+
+
+def test_a_case_closing_comment_names_its_summary_status_and_impact() -> None:
+    """The case summary, then TheHive's status and impact; an unknown status is said so."""
+    case = {**CASE, "status": "TruePositive", "stage": "Closed", "impactStatus": "WithImpact",
+            "summary": "  Root cause found \n"}  # fmt: skip
+    [change] = audit_changes(_audit("Case", "update", {"stage": "Closed"}, case), BRIDGE,
+                             {"~20": ["a-1"]})  # fmt: skip
+    assert change["classification_comment"] == (
+        "Root cause found\n\n(Closed in TheHive as TruePositive, impact WithImpact.)"
+    )
+    bare = {**CASE, "stage": "Closed", "status": None}
+    [unknown] = audit_changes(_audit("Case", "update", {"stage": "Closed"}, bare), BRIDGE,
+                              {"~20": ["a-1"]})  # fmt: skip
+    assert unknown["classification_comment"] == "Closed in TheHive as an unknown status."
+    assert (unknown["classification"], unknown["classification_reason"]) == (None, None)
+
+
+def test_an_alerts_closing_ignores_any_impact_it_carries() -> None:
+    """Impact is a case's: an alert closed as Other stays unclassified, its comment without it."""
+    closed = {**ALERT, "status": "Other", "stage": "Closed", "impactStatus": "WithImpact"}
+    [change] = audit_changes(_audit("Alert", "update", {"status": "Other"}, closed), BRIDGE, {})
+    assert (change["classification"], change["classification_reason"]) == (None, None)
+    assert change["classification_comment"] == "Closed in TheHive as Other."
+
+
+def test_a_case_assignee_change_is_an_owner_change_of_each_of_its_alerts() -> None:
+    """A case's new assignee -> one owner change per bridge alert in it, named by that alert."""
+    case = {**CASE, "assignee": "bob@soc.example"}
+    entry = _audit("Case", "update", {"assignee": "bob@soc.example"}, case)
+    assert case_of(entry) == "~20"
+    changes = audit_changes(entry, BRIDGE, {"~20": ["a-1", "a-2"]})
+    assert [(c["change_id"], c["alert_id"], c["kind"]) for c in changes] == [
+        ("thehive:~99:owner:a-1", "a-1", "owner"),
+        ("thehive:~99:owner:a-2", "a-2", "owner"),
+    ]
+
+
+@pytest.mark.parametrize("details", [None, ["status"], "status"])
+def test_an_entry_whose_details_are_not_an_object_changes_nothing(details: object) -> None:
+    """Unreadable `details` are no fields changed, not a crash."""
+    closed = {**ALERT, "status": "FalsePositive", "stage": "Closed"}
+    entry = {**_audit("Alert", "update", {}, closed), "details": details}
+    assert audit_changes(entry, BRIDGE, {}) == []
+
+
+def test_case_of_names_the_case_of_a_case_entry_only() -> None:
+    """A Case entry's case is its objectId; an alert's entry, or a case without id, has none."""
+    assert case_of(_audit("Case", "update", {}, CASE)) == "~20"
+    assert case_of(_audit("Case", "update", {}, {}, objectId=" ")) is None
+    assert case_of(_audit("Alert", "update", {}, ALERT)) is None
+    assert case_of(["not", "an", "entry"]) is None
+
+
+COMMENT = {"_id": "~30", "_type": "Comment", "createdBy": "bob@soc.example",
+           "createdAt": 1767258060000, "message": "Host isolated."}  # fmt: skip
+
+
+def test_a_comment_is_by_its_author_at_its_time_else_the_entrys() -> None:
+    """author and created_at are the comment's own, or else the audit entry's."""
+    [own] = audit_changes(_audit("Comment", "create", {}, COMMENT, context=ALERT), BRIDGE, {})
+    assert own == {
+        "change_id": "thehive:~99:comment:a-1",
+        "alert_id": "a-1",
+        "kind": "comment",
+        "occurred_at": "2026-01-01T09:00:00Z",
+        "actor": "alice@contoso.example",
+        "origin": "analyst",
+        "comment_id": "thehive-~30",
+        "body": "Host isolated.",
+        "author": "bob@soc.example",
+        "created_at": "2026-01-01T09:01:00Z",
+    }
+    bare = {"_id": "~31", "message": "Done.", "createdBy": " ", "createdAt": "soon"}
+    [entry] = audit_changes(_audit("Comment", "create", {}, bare, context=ALERT), BRIDGE, {})
+    assert (entry["author"], entry["created_at"]) == (
+        "alice@contoso.example",
+        "2026-01-01T09:00:00Z",
+    )
+
+
+@pytest.mark.parametrize(
+    ("comment", "context"),
+    [
+        ({**COMMENT, "message": None}, ALERT),
+        ({**COMMENT, "message": 7}, ALERT),
+        ({**COMMENT, "message": " \n"}, ALERT),
+        ({**COMMENT, "_id": None}, ALERT),
+        (COMMENT, None),
+        ("a comment", ALERT),
+        (COMMENT, {**ALERT, "source": "someone-else"}),
+        (COMMENT, {**CASE, "_id": "~21"}),  # a case without bridge alerts
+    ],
+)
+def test_a_comment_that_cannot_be_read_or_placed_is_no_change(comment: Any, context: Any) -> None:
+    """No text, no id, no parent, or a parent that holds no bridge alert: nothing to send."""
+    entry = _audit("Comment", "create", {}, {}, object=comment, context=context, rootId="~21")
+    assert audit_changes(entry, BRIDGE, {"~20": ["a-1"]}) == []
+
+
+def test_only_comments_are_created_as_comments() -> None:
+    """A created task log carries a message too, but is not a comment of the alert."""
+    log = {"_id": "~40", "_type": "Log", "message": "Ran the playbook."}
+    assert audit_changes(_audit("Log", "create", {}, log, context=ALERT), BRIDGE, {}) == []
+
+
+def test_entries_a_cursor_cannot_place_are_skipped_not_read() -> None:
+    """An entry without a non-empty string `_id` or an integer `_createdAt` is neither fresh
+    nor moves the position, and does not hide the entries after it."""
+    bad = [{"_createdAt": 5}, {"_id": "", "_createdAt": 5}, {"_id": 7, "_createdAt": 5},
+           {"_id": "~f", "_createdAt": 5.0}, {"_id": "~b", "_createdAt": True},
+           {"_id": "~s", "_createdAt": "5"}, "~x"]  # fmt: skip
+    start = feed_cursor.Position(3)
+    assert start.fresh([*bad, _entry(4, "~ok")]) == [_entry(4, "~ok")]
+    assert start.after([*bad, _entry(4, "~ok")]) == feed_cursor.Position(4, frozenset({"~ok"}))
+    assert start.after(bad) == start
+
+
+def test_the_cursor_text_is_compact_with_sorted_organisations_and_ids() -> None:
+    """The stored cursor is exact: compact separators, organisations and seen ids sorted."""
+    positions = {
+        "b": feed_cursor.Position(5, frozenset({"~2", "~1"})),
+        "a": feed_cursor.Position(7),
+    }
+    assert feed_cursor.encode(positions) == '{"v":1,"orgs":{"a":[7,[]],"b":[5,["~1","~2"]]}}'
+
+
+POSITIONS = st.dictionaries(
+    st.text(max_size=6),
+    st.builds(feed_cursor.Position, st.integers(), st.frozensets(st.text(max_size=6), max_size=4)),
+    max_size=4,
+)
+
+
+@given(POSITIONS)
+def test_any_positions_round_trip_through_one_canonical_text(
+    positions: dict[str, feed_cursor.Position],
+) -> None:
+    """decode(encode(p)) == p, and the text is the compact JSON of what it holds."""
+    text = feed_cursor.encode(positions)
+    assert feed_cursor.decode(text) == positions
+    assert json.dumps(json.loads(text), separators=(",", ":")) == text
+
+
+@given(
+    st.builds(feed_cursor.Position, st.integers(0, 5), st.frozensets(st.sampled_from("abc"))),
+    st.lists(st.one_of(JSON, st.builds(_entry, st.integers(0, 8), st.sampled_from("abcd")))),
+)
+def test_re_reading_a_page_once_read_gives_nothing_new(
+    start: feed_cursor.Position, entries: list[Any]
+) -> None:
+    """After reading a page's fresh entries, the same page again has no fresh entry."""
+    after = start.after(start.fresh(entries))
+    assert after.fresh(entries) == []

@@ -175,7 +175,8 @@ def test_any_body_maps_to_an_alert_thehive_accepts(
     body: dict[str, Any], entities: list[Any]
 ) -> None:
     """Whatever JSON the body holds, the alert has TheHive's required fields as text, a
-    severity of 1 to 4, bounded string tags and observables with data, and is JSON."""
+    severity of 1 to 4, bounded string tags and observables with data, distinct whatever
+    their case, and is JSON."""
     body["entities"] = entities
     alert = thehive_alert("id-1", body)
     for key in ("type", "source", "sourceRef", "title", "description"):
@@ -186,4 +187,128 @@ def test_any_body_maps_to_an_alert_thehive_accepts(
     for observable in alert["observables"]:
         assert isinstance(observable["data"], str)
         assert 0 < len(observable["data"]) <= MAX_OBSERVABLE_CHARS
+    keys = [(o["dataType"], o["data"].lower()) for o in alert["observables"]]
+    assert len(set(keys)) == len(keys)
     json.dumps(alert)
+
+
+def test_the_alert_carries_the_bodys_entities_as_observables() -> None:
+    """thehive_alert reads `entities` into observables, each with the fixed message."""
+    message = "From a Microsoft Sentinel entity"
+    assert thehive_alert("a", BODY)["observables"] == [
+        {"dataType": "ip", "data": "10.0.0.1", "message": message, "tags": ["sentinel-entity:Ip"]},
+        {"dataType": "other", "data": "alice@contoso.com", "message": message,
+         "tags": ["sentinel-entity:Account"]},
+    ]  # fmt: skip
+
+
+def test_the_description_is_exactly_text_alerts_and_source_rows() -> None:
+    """Sections are joined by blank lines, alerts one per line, every Source row present."""
+    assert thehive_alert("a", BODY)["description"] == (
+        "Many failures, then a success.\n\n"
+        "### Alerts\n\n"
+        "- Brute force (High, 2026-01-01T08:59:00Z)\n"
+        "- a2\n\n"
+        "### Source\n\n"
+        "- Tenant: contoso\n"
+        "- Workspace: law-contoso\n"
+        "- Incident: 42\n"
+        "- Provider: Azure Sentinel\n"
+        "- Sentinel severity: high\n"
+        "- Sentinel revision: 2026-01-01T10:00:00.1234567Z"
+    )
+
+
+def test_an_alert_without_a_name_is_listed_as_unnamed() -> None:
+    """An alert with neither display name nor name is `(unnamed alert)`, with no details."""
+    text = thehive_alert("a", {"alerts": [{"properties": {}}]})["description"]
+    assert (
+        text == "_No description in Sentinel._\n\n### Alerts\n\n- (unnamed alert)\n\n### Source\n\n"
+    )
+
+
+def test_a_body_without_source_has_no_tenant_tag_and_an_unknown_severity_is_tagged() -> None:
+    """No source object -> no tenant tag; no or a blank severity -> sentinel-severity:unknown."""
+    assert tags({"source": "contoso", "severity": "high"}) == []
+    assert tags({"severity": None}) == ["sentinel-severity:unknown"]
+    assert tags({"severity": "  "}) == ["sentinel-severity:unknown"]
+
+
+def test_long_tags_are_cut_and_then_deduplicated() -> None:
+    """Tags are cut at MAX_TAG_CHARS; two labels equal once cut are one tag."""
+    long = "x" * (MAX_TAG_CHARS + 5)
+    found = tags({"labels": [long, long + "y", " vip ", ""], "severity": "low"})
+    assert found == ["x" * MAX_TAG_CHARS, "vip"]
+
+
+def test_a_naive_creation_time_gives_no_date() -> None:
+    """created_at without a zone is not an instant: the alert has no date rather than a guess."""
+    assert "date" not in thehive_alert("a", {"created_at": "2026-01-01T09:00:00"})
+    assert "date" not in thehive_alert("a", {"created_at": "yesterday"})
+    assert thehive_alert("a", {"created_at": "2026-01-01T10:00:00+01:00"})["date"] == 1767258000000
+
+
+@pytest.mark.parametrize(
+    ("props", "expected"),
+    [
+        ({"accountName": "alice", "upnSuffix": "contoso.com", "ntDomain": "CORP"},
+         "alice@contoso.com"),
+        ({"accountName": "alice", "upnSuffix": " ", "ntDomain": "CORP"}, "CORP\\alice"),
+        ({"accountName": "alice"}, "alice"),
+        ({"ntDomain": "CORP", "aadUserId": "0000-aad", "friendlyName": "Alice"}, "0000-aad"),
+        ({"upnSuffix": "contoso.com", "friendlyName": "Alice"}, "Alice"),
+        ({"aadUserId": " ", "friendlyName": "Alice"}, "Alice"),
+    ],
+)  # fmt: skip
+def test_an_account_is_named_by_upn_then_domain_then_aad_id_then_friendly_name(
+    props: dict[str, Any], expected: str
+) -> None:
+    """Account -> `name@upnSuffix`, else `ntDomain\\name`, else name, aadUserId, friendlyName."""
+    assert [o["data"] for o in observables([{"kind": "Account", "properties": props}])] == [
+        expected
+    ]
+
+
+def test_a_host_without_a_host_name_is_its_netbios_name() -> None:
+    """A dnsDomain alone does not make a host name: the NetBIOS name is used."""
+    entity = {"kind": "Host", "properties": {"dnsDomain": "corp.local", "netBiosName": "PC3"}}
+    assert [o["data"] for o in observables([entity])] == ["PC3"]
+
+
+def test_only_a_file_hash_with_an_algorithm_gets_an_algorithm_tag() -> None:
+    """hash-algorithm:<name> only on FileHash, and only when the algorithm is known."""
+    entities = [
+        {"kind": "FileHash", "properties": {"hashValue": "ab12"}},
+        {"kind": "Url", "properties": {"url": "https://a.test", "algorithm": "SHA256"}},
+    ]
+    assert [o["tags"] for o in observables(entities)] == [
+        ["sentinel-entity:FileHash"],
+        ["sentinel-entity:Url"],
+    ]
+
+
+def test_an_entity_without_kind_or_properties_is_other_shown_whole() -> None:
+    """No kind -> `Unknown`; no properties -> the entity itself as JSON with sorted keys."""
+    [found] = observables([{"z": 1, "a": "b"}])
+    assert found["tags"] == ["sentinel-entity:Unknown"]
+    assert found["data"] == '{"a": "b", "z": 1}'
+    [kinded] = observables([{"kind": "Weird", "b": [1]}])
+    assert kinded["data"] == '{"b": [1], "kind": "Weird"}'
+
+
+def test_other_data_keeps_non_ascii_sorts_keys_and_shows_odd_values_by_repr() -> None:
+    """Properties JSON: non-ASCII as is, keys sorted, a value JSON cannot hold as its repr."""
+    props = {"zone": "Zürich", "at": {2}}
+    [found] = observables([{"kind": "RegistryValue", "properties": props}])
+    assert found["data"] == '{"at": "{2}", "zone": "Zürich"}'
+
+
+def test_a_bad_entity_or_empty_value_skips_only_itself() -> None:
+    """A non-object entity, an empty sender or a repeated value does not end the scan."""
+    entities = [
+        "not an entity",
+        {"kind": "MailMessage", "properties": {"sender": " ", "recipient": "bob@c.test"}},
+        {"kind": "MailMessage", "properties": {"sender": "BOB@c.test", "recipient": "eve@c.test"}},
+        {"kind": "Ip", "properties": {"address": "10.0.0.9"}},
+    ]
+    assert [o["data"] for o in observables(entities)] == ["bob@c.test", "eve@c.test", "10.0.0.9"]

@@ -105,3 +105,33 @@ def test_hostile_revisions_and_tags_still_give_a_patch(
     held = {"_id": "~1", "description": f"- {REVISION_ROW}: {held_revision}", "tags": tags}
     patch = alert_patch(held, thehive_alert("a-1", BODY), revision)
     assert patch.stale or patch.fields == {} or "title" in patch.fields
+
+
+def test_an_update_writes_the_incident_link_when_there_is_one() -> None:
+    """externalLink is one of the bridge's fields: written when the incident has a URL."""
+    newer = _body(revision="2026-01-02T00:00:00Z", incident_url="https://portal.test/i/1")
+    patch = alert_patch(_held(BODY), thehive_alert("a-1", newer), newer["revision"])
+    assert patch.fields["externalLink"] == "https://portal.test/i/1"
+    plain = alert_patch(_held(BODY), thehive_alert("a-1", _body(revision="2026-01-02T00:00:00Z")),
+                        "2026-01-02T00:00:00Z")  # fmt: skip
+    assert "externalLink" not in plain.fields
+
+
+def test_revisions_without_a_zone_are_not_compared_and_the_update_goes() -> None:
+    """A naive revision is no instant: even an 'older' one is written, not called stale."""
+    held = _held(_body(revision="2026-01-01T12:00:00"))
+    patch = alert_patch(held, thehive_alert("a-1", BODY), "2026-01-01T10:00:00")
+    assert not patch.stale
+    assert patch.fields["title"] == "Suspicious sign-in"
+
+
+def test_a_wanted_alert_without_tags_adds_none_and_drops_the_bridges_stale_ones() -> None:
+    """No tag list wanted: nothing added, and only the bridge's own tags are removed."""
+    held = {"tags": ["tenant:contoso", "sentinel-severity:unknown", "vip"], "severity": 2}
+    patch = alert_patch(held, {"title": "t", "description": "d", "severity": 2}, None)
+    assert patch.fields == {
+        "title": "t",
+        "description": "d",
+        "severity": 2,
+        "removeTags": ["sentinel-severity:unknown", "tenant:contoso"],
+    }

@@ -106,7 +106,7 @@ def observables(entities: Iterable[Any]) -> list[JsonObject]:
         if not isinstance(entity, dict):
             continue
         for data_type, data, entity_tags in _entity_observables(entity):
-            data = data.strip()[:MAX_OBSERVABLE_CHARS]
+            data = data.strip()[:MAX_OBSERVABLE_CHARS].rstrip()
             if not data or (data_type, data.lower()) in seen:
                 continue
             seen.add((data_type, data.lower()))
@@ -166,7 +166,7 @@ def _account_name(props: dict[str, Any]) -> str:
 
 
 def _other_data(entity: dict[str, Any], props: dict[str, Any]) -> str:
-    """A kind without a dataType: its friendly name, or its properties as compact JSON."""
+    """A kind without a dataType: its friendly name, or its properties as JSON (keys sorted)."""
     friendly = _text(props.get("friendlyName"))
     if friendly:
         return friendly
