@@ -337,3 +337,24 @@ async def test_a_feed_that_cannot_be_read_is_reported_and_nothing_moves(store: S
     report = await bridge(store, feed, sentinel, Clock()).run_pass()
     assert report.feed_error == "queue GET /v1/changes: 503" and not report.ok
     assert await ReverseSqlStore(store.engine).cursor("default") is None
+
+
+class SkippingFeed(Feed):
+    """A feed that reads past entries that are no changes: an empty page, a cursor ahead."""
+
+    def __init__(self, ahead: str | None) -> None:
+        super().__init__()
+        self.ahead = ahead
+
+    async def changes(self, after: str | None, limit: int) -> ChangesPage | RetryLater:
+        return ChangesPage([], self.ahead)
+
+
+@pytest.mark.parametrize(("ahead", "stored"), [("past-noise", "past-noise"), (None, None)])
+async def test_an_empty_page_that_moves_the_cursor_is_kept(
+    store: SqlStore, ahead: str | None, stored: str | None
+) -> None:
+    """A page without changes but with a cursor ahead is saved, so the next pass does not read
+    the same entries again; one without a cursor saves nothing."""
+    await bridge(store, SkippingFeed(ahead), Sentinel(), Clock()).run_pass()
+    assert await ReverseSqlStore(store.engine).cursor("default") == stored
