@@ -294,3 +294,16 @@ async def test_a_create_refused_for_another_reason_is_checked_before_parking(
     )
     hive.faults.inject(400, count=1, method="POST", path=r"^/api/v1/alert$", body=odd)
     assert isinstance(await connect().put_alert("a-2", body()), Refused)
+
+
+async def test_a_comment_id_that_is_a_prefix_of_another_is_still_written(
+    connect: Any, hive: TheHiveEmulator
+) -> None:
+    """The retry check matches the id line exactly: `c-1` is written though `c-12` is there."""
+    queue = connect()
+    await queue.put_alert("a-1", body())
+    comment = {"body": "x", "author": "Bob"}
+    assert await queue.put_comment("a-1", "c-12", comment, tenant="contoso") is PutOutcome.CREATED
+    assert await queue.put_comment("a-1", "c-1", comment, tenant="contoso") is PutOutcome.CREATED
+    assert await queue.put_comment("a-1", "c-1", comment, tenant="contoso") is PutOutcome.UPDATED
+    assert len(hive.comments(hive.alerts("contoso")[0]["_id"])) == 2

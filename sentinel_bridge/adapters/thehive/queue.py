@@ -269,7 +269,7 @@ class TheHiveQueue:
             return comments
         mark = COMMENT_MARK + comment_id
         return any(
-            isinstance(item, dict) and mark in str(item.get("message", "")) for item in comments
+            isinstance(item, dict) and _marked(item.get("message"), mark) for item in comments
         )
 
     def reconfigure(self, organisations: Mapping[str, str]) -> None:
@@ -321,6 +321,11 @@ def comment_message(body: JsonObject, comment_id: str) -> str:
     when = body.get("created_at")
     said = f"_{author} in Microsoft Sentinel" + (f", {when}" if isinstance(when, str) else "")
     return f"{text}\n\n---\n{said}._\n\n{COMMENT_MARK}{comment_id}"
+
+
+def _marked(message: Any, mark: str) -> bool:
+    """Whether a comment's message has `mark` as a line of its own (`c-1` is not `c-12`)."""
+    return isinstance(message, str) and mark in (line.strip() for line in message.splitlines())
 
 
 def _alert_query(alert_id: str) -> list[Any]:
