@@ -55,7 +55,11 @@ Where each rule comes from (stored copies, read while writing this fake):
   observable, the object itself for an alert or a case); the documented case status update has
   details {status, stage}, without the inProgressDate it also stamped.
 
-Choices of this fake (not verified against a TheHive 5 server): unknown input fields are
+Observables are added to an alert with POST /api/v1/alert/{alertId}/observable (201,
+permission manageObservable, both from the OpenAPI).
+
+Choices of this fake (not verified against a TheHive 5 server): an observable added twice to
+one alert (same dataType and data) is a 400 CreateError; unknown input fields are
 refused (400 UnknownAttributeError; TheHive 4 ignores them: `reject_unknown_fields=False`
 does the same); the default alert statuses beyond New/InProgress/Imported; the messages of
 status errors; custom fields need no prior definition; assignees are not checked. The audit
@@ -143,9 +147,11 @@ IMPORT_ALERT = "manageAlert/import"
 REOPEN_ALERT = "manageAlert/reopen"
 UPDATE_CASE = "manageCase/update"
 MANAGE_COMMENT = "manageComment"
+MANAGE_OBSERVABLE = "manageObservable"
 ANALYST_PERMISSIONS = frozenset(
-    {CREATE_ALERT, UPDATE_ALERT, IMPORT_ALERT, REOPEN_ALERT, UPDATE_CASE, MANAGE_COMMENT}
-)
+    {CREATE_ALERT, UPDATE_ALERT, IMPORT_ALERT, REOPEN_ALERT, UPDATE_CASE, MANAGE_COMMENT,
+     MANAGE_OBSERVABLE}
+)  # fmt: skip
 
 MAX_QUERY_OPERATIONS = 32
 
@@ -673,6 +679,20 @@ class TheHiveEmulator:
 
     # -- comments and observables ------------------------------------------------------------
 
+    def add_alert_observable(self, caller: Caller, alert_id: str, body: Any) -> list[JsonObject]:
+        """POST /api/v1/alert/{alertId}/observable (201): the observables made (one per value
+        of `data`). One the alert holds already (same dataType and data) is a 400
+        CreateError, as the alert's uniqueness is: this fake's reading, not verified."""
+        caller.require(MANAGE_OBSERVABLE, "create observable in alert")
+        items = self._validate_observables([body] if isinstance(body, dict) else [{}])
+        with self._request():
+            parent = self._resolve("alert", alert_id, caller)
+            held = {(o["dataType"], o["data"]) for o in self._children("observable", parent)}
+            if any((item["dataType"], item["data"]) in held for item in items):
+                raise TheHiveError(400, "CreateError", "Observable already exists in the alert")
+            made = [self._add_observable(caller, parent, item) for item in items]
+            return copy.deepcopy(made)
+
     def add_comment(
         self, caller: Caller, kind: AlertOrCase, parent_id: str, body: Any
     ) -> JsonObject:
@@ -712,7 +732,7 @@ class TheHiveEmulator:
             raise attribute_checking_error(errors)
         return expanded
 
-    def _add_observable(self, caller: Caller, parent_id: str, fields: JsonObject) -> None:
+    def _add_observable(self, caller: Caller, parent_id: str, fields: JsonObject) -> JsonObject:
         now = self._clock.now()
         observable_id = self._new_id()
         observable: JsonObject = {
@@ -730,6 +750,7 @@ class TheHiveEmulator:
         self._store("observable", observable_id, observable, caller.organisation, parent_id)
         details = _details({}, observable)
         self._audit(caller, "create", "observable", observable_id, details, now)
+        return observable
 
     def _copy_observables(self, caller: Caller, alert_id: str, case_id: str) -> None:
         """The alert's observables into the case, once per dataType and data."""

@@ -199,6 +199,12 @@ def _comment_alert(
     return 201, hive.add_comment(caller, "alert", _param(request, "alert_id"), body)
 
 
+def _observable_alert(
+    hive: TheHiveEmulator, caller: Caller, request: Request, body: Any
+) -> tuple[int, Any]:
+    return 201, hive.add_alert_observable(caller, _param(request, "alert_id"), body)
+
+
 def _case_from_alert(
     hive: TheHiveEmulator, caller: Caller, request: Request, body: Any
 ) -> tuple[int, Any]:
@@ -242,6 +248,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("/api/v1/alert/{alert_id}", "GET", _get_alert),
     ("/api/v1/alert/{alert_id}", "PATCH", _update_alert),
     ("/api/v1/alert/{alert_id}/comment", "POST", _comment_alert),
+    ("/api/v1/alert/{alert_id}/observable", "POST", _observable_alert),
     ("/api/v1/alert/{alert_id}/case", "POST", _case_from_alert),
     ("/api/v1/alert/{alert_id}/merge/{case_id}", "POST", _merge_alert),
     ("/api/v1/case/{case_id}", "GET", _get_case),

@@ -307,3 +307,35 @@ async def test_a_comment_id_that_is_a_prefix_of_another_is_still_written(
     assert await queue.put_comment("a-1", "c-1", comment, tenant="contoso") is PutOutcome.CREATED
     assert await queue.put_comment("a-1", "c-1", comment, tenant="contoso") is PutOutcome.UPDATED
     assert len(hive.comments(hive.alerts("contoso")[0]["_id"])) == 2
+
+
+def _observables(hive: TheHiveEmulator) -> list[tuple[str, str]]:
+    alert_id = hive.alerts("contoso")[0]["_id"]
+    found = hive.query(hive.analyst(BRIDGE, "contoso"), {"query": [
+        {"_name": "getAlert", "idOrName": alert_id}, {"_name": "observables"}]})  # fmt: skip
+    return sorted((o["dataType"], o["data"]) for o in found)
+
+
+async def test_entities_new_since_the_create_are_added_as_observables_once(
+    connect: Any, hive: TheHiveEmulator
+) -> None:
+    """An update adds the observables of new entities, before its PATCH: a failure there is
+    retried and adds them then; nothing is added twice; a refused one does not stop the rest."""
+    queue = connect()
+    ip = {"kind": "Ip", "properties": {"address": "10.0.0.1"}}
+    await queue.put_alert("a-1", body(entities=[ip]))
+    url = {"kind": "Url", "properties": {"url": "https://evil.example/x"}}
+    host = {"kind": "Host", "properties": {"hostName": "web01"}}
+    newer = body(revision="2026-01-02T00:00:00Z", title="Grown", entities=[ip, url, host])
+    hive.faults.inject(503, count=1, method="POST", path=r"/observable$")
+    assert isinstance(await queue.put_alert("a-1", newer), RetryLater)
+    assert hive.alerts("contoso")[0]["title"] == "Suspicious sign-in"  # not recorded yet
+    refused = {"type": "AttributeCheckingError", "message": "bad url"}
+    hive.faults.inject(400, count=1, method="POST", path=r"/observable$", body=refused)
+    assert await queue.put_alert("a-1", newer) is PutOutcome.UPDATED
+    assert hive.alerts("contoso")[0]["title"] == "Grown"
+    assert _observables(hive) == [("hostname", "web01"), ("ip", "10.0.0.1")]
+    again = body(revision="2026-01-03T00:00:00Z", entities=[ip, url, host])
+    assert await queue.put_alert("a-1", again) is PutOutcome.UPDATED
+    assert _observables(hive) == [("hostname", "web01"), ("ip", "10.0.0.1"),
+                                  ("url", "https://evil.example/x")]  # fmt: skip

@@ -819,3 +819,19 @@ async def test_frozen_clock_gives_equal_times_in_a_stable_order(tmp_path: Path) 
         ("create", "Comment", alerts[1]["_id"]),
     ]
     assert ascending == descending == inserted
+
+
+async def test_an_observable_is_added_to_an_alert_once(api: Hive, hive: TheHiveEmulator) -> None:
+    """POST /api/v1/alert/{id}/observable makes it (201, a list); the same dataType and data
+    again is a 400 CreateError; a key without manageObservable gets 403."""
+    alert = (await api.create(alert_body())).json()
+    path = f"/api/v1/alert/{alert['_id']}/observable"
+    made = await api.call("POST", path, {"dataType": "ip", "data": "10.0.0.7"})
+    assert made.status_code == 201
+    assert [(o["dataType"], o["data"]) for o in made.json()] == [("ip", "10.0.0.7")]
+    again = await api.call("POST", path, {"dataType": "ip", "data": "10.0.0.7"})
+    assert (again.status_code, again.json()["type"]) == (400, "CreateError")
+    denied = await api.call("POST", path, {"dataType": "ip", "data": "10.0.0.8"}, key=KEY_READ_ONLY)
+    assert denied.status_code == 403
+    entries = [a for a in hive.audits(ORG_A) if a["objectType"] == "Observable"]
+    assert [(a["rootId"], a["details"]["data"]) for a in entries] == [(alert["_id"], "10.0.0.7")]

@@ -43,6 +43,8 @@ FIRST_READ_LOOKBACK_MS = 24 * 3600 * 1000
 # Comments a retry looks through for the one it may have written already.
 COMMENT_SCAN_MAX = 1000
 COMMENT_MARK = "sentinel-bridge comment id: "
+# Observables an update looks through for those the alert has already.
+OBSERVABLE_SCAN_MAX = 10_000
 AUDITED = ["Alert", "Case", "Comment"]
 
 
@@ -125,6 +127,11 @@ class TheHiveQueue:
             return PutOutcome.STALE
         if not patch.fields:
             return PutOutcome.UPDATED  # it shows this revision already: nothing to write
+        # Before the PATCH, which records the revision: a retry after a failure here adds
+        # what is still missing.
+        added = await self._add_observables(organisation, existing, wanted.get("observables"))
+        if added is not None:
+            return added
         path = path_of("alert", str(existing["_id"]))
         response = await self._client.call("PATCH", path, organisation, patch.fields, "alerts")
         if isinstance(response, RetryLater):
@@ -132,6 +139,50 @@ class TheHiveQueue:
         if response.status_code in (200, 204):
             return PutOutcome.UPDATED
         return verdict(response)
+
+    async def _add_observables(
+        self, organisation: str, alert: JsonObject, wanted: Any
+    ) -> RetryLater | None:
+        """The observables of entities that are new since the alert was made (an incident
+        gains alerts and entities); None when done. One TheHive refuses is logged and left
+        out: it must not hold the rest of the update back."""
+        path = path_of("alert", str(alert["_id"]), "observable")
+        for observable in await self._missing_observables(organisation, alert, wanted):
+            if isinstance(observable, RetryLater):
+                return observable
+            response = await self._client.call("POST", path, organisation, observable, "alerts")
+            if isinstance(response, RetryLater):
+                return response
+            if response.status_code in (200, 201) or _duplicate(response):
+                continue
+            failed = verdict(response)
+            if isinstance(failed, RetryLater):
+                return failed
+            log.warning(
+                "thehive observable refused",
+                alert_id=alert.get("sourceRef"),
+                data_type=observable.get("dataType"),
+                error=failed.reason,
+            )
+        return None
+
+    async def _missing_observables(
+        self, organisation: str, alert: JsonObject, wanted: Any
+    ) -> list[Any]:
+        """The wanted observables the alert lacks (by dataType and data, case-insensitive);
+        [RetryLater] when its observables cannot be read."""
+        if not isinstance(wanted, list) or not wanted:
+            return []
+        query = [
+            {"_name": "getAlert", "idOrName": str(alert["_id"])},
+            {"_name": "observables"},
+            {"_name": "page", "from": 0, "to": OBSERVABLE_SCAN_MAX},
+        ]
+        held = await self._client.query(organisation, query, route="alerts")
+        if not isinstance(held, list):
+            return [held if isinstance(held, RetryLater) else RetryLater(held.reason)]
+        keys = {_observable_key(item) for item in held if isinstance(item, dict)}
+        return [item for item in wanted if _observable_key(item) not in keys]
 
     async def find_alert(
         self, organisation: str, alert_id: str
@@ -321,6 +372,11 @@ def comment_message(body: JsonObject, comment_id: str) -> str:
     when = body.get("created_at")
     said = f"_{author} in Microsoft Sentinel" + (f", {when}" if isinstance(when, str) else "")
     return f"{text}\n\n---\n{said}._\n\n{COMMENT_MARK}{comment_id}"
+
+
+def _observable_key(observable: Any) -> tuple[str, str]:
+    data_type, data = observable.get("dataType"), observable.get("data")
+    return (str(data_type), str(data).lower())
 
 
 def _marked(message: Any, mark: str) -> bool:
