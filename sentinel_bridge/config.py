@@ -168,12 +168,8 @@ class HttpQueueSettings(Section):
 
     @model_validator(mode="after")
     def _one_token(self) -> HttpQueueSettings:
-        if self.token is None and self.token_file is None:
-            raise ValueError("missing secret: set token or token_file")
-        if self.token is not None and self.token_file is not None:
-            raise ValueError("set only one of token and token_file")
-        if self.token_file is not None:
-            object.__setattr__(self, "token", _read_secret_file("token_file", self.token_file))
+        token = _one_secret("token", self.token, self.token_file)
+        object.__setattr__(self, "token", token)
         return self
 
 
@@ -189,19 +185,25 @@ class TheHiveQueueSettings(Section):
 
     @model_validator(mode="after")
     def _one_key(self) -> TheHiveQueueSettings:
-        if self.api_key is None and self.api_key_file is None:
-            raise ValueError("missing secret: set api_key or api_key_file")
-        if self.api_key is not None and self.api_key_file is not None:
-            raise ValueError("set only one of api_key and api_key_file")
-        if self.api_key_file is not None:
-            key = _read_secret_file("api_key_file", self.api_key_file)
-            object.__setattr__(self, "api_key", key)
+        key = _one_secret("api_key", self.api_key, self.api_key_file)
+        object.__setattr__(self, "api_key", key)
         return self
 
     @property
     def token(self) -> SecretStr | None:
         """The secret the queue is called with (the API key), named as on every queue."""
         return self.api_key
+
+
+def _one_secret(key: str, inline: SecretStr | None, file: Path | None) -> SecretStr:
+    """A required secret given as `key` or as `<key>_file` (exactly one of the two)."""
+    if file is not None:
+        if inline is not None:
+            raise ValueError(f"set only one of {key} and {key}_file")
+        return _read_secret_file(f"{key}_file", file)
+    if inline is None:
+        raise ValueError(f"missing secret: set {key} or {key}_file")
+    return inline
 
 
 def _kind(key: str, default: str) -> Callable[[Any], str]:

@@ -212,7 +212,8 @@ class TheHiveQueue:
         start = feed_cursor.Position(self._clock_ms() - FIRST_READ_LOOKBACK_MS)
         changes: list[JsonObject] = []
         failures: list[str] = []
-        for organisation in sorted(set(self._organisations.values())):
+        organisations = self.organisations()
+        for organisation in organisations:
             position = positions.get(organisation, start)
             room = max(limit - len(changes), 1)
             read = await self._read_audits(organisation, position, room, login)
@@ -223,7 +224,7 @@ class TheHiveQueue:
             changes += found
             if len(changes) >= limit:
                 break
-        if failures and len(failures) == len(set(self._organisations.values())):
+        if failures and len(failures) == len(organisations):
             return RetryLater("; ".join(failures)[:1000])
         for reason in failures:
             log.warning("thehive organisation feed unavailable", error=reason)
