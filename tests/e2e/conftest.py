@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -107,19 +109,19 @@ def write_config(
     options: EmulatorOptions,
     store_url: str,
 ) -> None:
-    tenants = "".join(
-        f"""
-[[tenants]]
-name = "{ws.workspace_name}"
-tenant_id = "{ws.tenant_id}"
-subscription_id = "{ws.subscription_id}"
-resource_group = "{ws.resource_group}"
-workspace_name = "{ws.workspace_name}"
+    tenants = "".join(tenant_table(ws.workspace_name, ws) for ws in workspaces)
+    queue = f"""
+[queue]
+url = "{endpoints.queue_url}"
+token = "{options.queue_token}"
+ca_bundle = "{endpoints.ca_path}"
 """
-        for ws in workspaces
-    )
-    path.write_text(
-        f"""
+    path.write_text(azure_and_store(endpoints, options, store_url) + queue + tenants, "utf-8")
+
+
+def azure_and_store(endpoints: Endpoints, options: EmulatorOptions, store_url: str) -> str:
+    """The `[azure]` and `[store]` tables of a config pointing at the emulator."""
+    return f"""
 [azure]
 authority_host = "{endpoints.authority_host}"
 arm_endpoint = "{endpoints.arm_endpoint}"
@@ -129,14 +131,31 @@ ca_bundle = "{endpoints.ca_path}"
 
 [store]
 url = "{store_url}"
+"""
 
-[queue]
-url = "{endpoints.queue_url}"
-token = "{options.queue_token}"
-ca_bundle = "{endpoints.ca_path}"
-{tenants}""",
-        encoding="utf-8",
-    )
+
+def tenant_table(name: str, ws: EmulatedWorkspace, extra: str = "") -> str:
+    """One `[[tenants]]` table for the emulated workspace `ws`; `extra`: more key lines."""
+    return f"""
+[[tenants]]
+name = "{name}"
+tenant_id = "{ws.tenant_id}"
+subscription_id = "{ws.subscription_id}"
+resource_group = "{ws.resource_group}"
+workspace_name = "{ws.workspace_name}"
+{extra}"""
+
+
+def kill_repeatedly(
+    env: BridgeEnv, log: Path, rng: random.Random, times: int, seconds: tuple[float, float]
+) -> None:
+    """Start the daemon and SIGKILL it `times` times, each after a random run of `seconds`
+    (low, high); it must still be running when killed."""
+    for _ in range(times):
+        daemon = env.start_daemon(log)
+        time.sleep(rng.uniform(*seconds))
+        assert daemon.poll() is None, log.read_text()
+        stop(daemon, signal.SIGKILL)
 
 
 def new_workspace(label: str) -> EmulatedWorkspace:

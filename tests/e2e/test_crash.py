@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BridgeEnv, stop
+from .conftest import BridgeEnv, kill_repeatedly, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -52,11 +52,7 @@ def test_sigkill_during_ingest_loses_and_duplicates_nothing(
     rng = random.Random(20261124)
     log = tmp_path / "daemon.log"
     with IncidentStream(bridge_env, seed=1) as stream:
-        for _ in range(5):
-            daemon = bridge_env.start_daemon(log)
-            time.sleep(rng.uniform(0.8, 2.5))
-            assert daemon.poll() is None, log.read_text()
-            stop(daemon, signal.SIGKILL)
+        kill_repeatedly(bridge_env, log, rng, times=5, seconds=(0.8, 2.5))
     assert stream.created > 50
     final = bridge_env.run_once()
     assert final.returncode == 0, final.output

@@ -20,7 +20,15 @@ from sentinel_bridge.core.model import alert_id_for
 from sentinel_bridge_emulator import Emulator, EmulatorOptions
 from sentinel_bridge_emulator.thehive_audit import thehive_audit
 
-from .conftest import BridgeEnv, bridge_command, new_workspace, stop
+from .conftest import (
+    BridgeEnv,
+    azure_and_store,
+    bridge_command,
+    kill_repeatedly,
+    new_workspace,
+    stop,
+    tenant_table,
+)
 from .test_check_config_online import table
 from .test_crash import IncidentStream
 
@@ -36,29 +44,12 @@ ORGANISATIONS = {"contoso": "contoso", "fabrikam": "soc-fabrikam"}
 def write_thehive_config(env: BridgeEnv, store_url: str) -> None:
     options, endpoints = env.emulator.options, env.endpoints
     tenants = "".join(
-        f"""
-[[tenants]]
-name = "{name}"
-tenant_id = "{ws.tenant_id}"
-subscription_id = "{ws.subscription_id}"
-resource_group = "{ws.resource_group}"
-workspace_name = "{ws.workspace_name}"
-"""
-        + (f'thehive_organisation = "{ORGANISATIONS[name]}"\n' if name == "fabrikam" else "")
+        tenant_table(name, ws, f'thehive_organisation = "{ORGANISATIONS[name]}"\n')
+        if name == "fabrikam"
+        else tenant_table(name, ws)
         for name, ws in zip(ORGANISATIONS, env.workspaces, strict=True)
     )
-    env.config.write_text(
-        f"""
-[azure]
-authority_host = "{endpoints.authority_host}"
-arm_endpoint = "{endpoints.arm_endpoint}"
-client_id = "{options.client_id}"
-client_secret = "{options.client_secret}"
-ca_bundle = "{endpoints.ca_path}"
-
-[store]
-url = "{store_url}"
-
+    queue = f"""
 [queue]
 type = "thehive"
 url = "{endpoints.thehive_url}"
@@ -67,9 +58,8 @@ ca_bundle = "{endpoints.ca_path}"
 
 [sync]
 reverse_interval_seconds = 0.5
-{tenants}""",
-        encoding="utf-8",
-    )
+"""
+    env.config.write_text(azure_and_store(endpoints, options, store_url) + queue + tenants, "utf-8")
 
 
 @pytest.fixture
@@ -121,11 +111,7 @@ def test_two_customers_land_in_two_organisations_exactly_once_across_sigkills(
     rng = random.Random(20261203)
     log = tmp_path / "daemon.log"
     with IncidentStream(hive_env, seed=3) as stream:
-        for _ in range(5):
-            daemon = hive_env.start_daemon(log)
-            time.sleep(rng.uniform(1.0, 2.5))
-            assert daemon.poll() is None, log.read_text()
-            stop(daemon, signal.SIGKILL)
+        kill_repeatedly(hive_env, log, rng, times=5, seconds=(1.0, 2.5))
     assert stream.created > 50
     _once(hive_env)
     assert exactly_once_problems(hive_env) == []
