@@ -557,14 +557,20 @@ async def test_merge_alert_into_case(api: Hive, hive: TheHiveEmulator) -> None:
     assert_thehive_error(await api.call("POST", unknown_case), 404, "NotFoundError")
 
 
-async def test_close_and_reopen_case(api: Hive, hive: TheHiveEmulator) -> None:
-    """PATCH /case/{id} closes with a Closed-stage status + impactStatus + summary, reopens."""
+async def closed_case(api: Hive, hive: TheHiveEmulator) -> tuple[Any, str, Any]:
+    """A case made from a new alert, closed over the API as TruePositive, WithImpact,
+    "Contained": the case as made, its path, and the case as read after."""
     alert = await created(api)
     case = hive.analyst_create_case(alert["_id"], "sam@soc-a")
     path = f"/api/v1/case/{case['_id']}"
     closing = {"status": "TruePositive", "impactStatus": "WithImpact", "summary": "Contained"}
     assert (await api.call("PATCH", path, closing)).status_code == 204
-    closed = (await api.call("GET", path)).json()
+    return case, path, (await api.call("GET", path)).json()
+
+
+async def test_close_and_reopen_case(api: Hive, hive: TheHiveEmulator) -> None:
+    """PATCH /case/{id} closes with a Closed-stage status + impactStatus + summary, reopens."""
+    case, path, closed = await closed_case(api, hive)
     assert (closed["status"], closed["stage"], closed["impactStatus"], closed["summary"]) == (
         "TruePositive",
         "Closed",
@@ -706,12 +712,7 @@ async def test_merge_is_audited(api: Hive, hive: TheHiveEmulator) -> None:
 
 async def test_closing_a_case_is_audited(api: Hive, hive: TheHiveEmulator) -> None:
     """Closing a case is a Case update with status, stage, impactStatus, summary and endDate."""
-    alert = await created(api)
-    case = hive.analyst_create_case(alert["_id"], "sam@soc-a")
-    path = f"/api/v1/case/{case['_id']}"
-    closing = {"status": "TruePositive", "impactStatus": "WithImpact", "summary": "Contained"}
-    assert (await api.call("PATCH", path, closing)).status_code == 204
-    closed = (await api.call("GET", path)).json()
+    case, _, closed = await closed_case(api, hive)
     entry = (await audit_log(api))[-1]
     assert summary([entry]) == [("update", "Case", case["_id"])]
     assert entry["details"] == {
