@@ -230,7 +230,7 @@ def parse_changes_page(response: httpx.Response) -> ChangesPage:
 def parse_capabilities(response: httpx.Response) -> Capabilities:
     """`{"alerts_batch": {"max_alerts": N}}` with N a positive integer offers batches (of at
     most MAX_BATCH_ALERTS); anything else, or no JSON, offers nothing."""
-    payload = _json(response)
+    payload = json_or_none(response)
     batch = payload.get("alerts_batch") if isinstance(payload, dict) else None
     limit = batch.get("max_alerts") if isinstance(batch, dict) else None
     if type(limit) is not int or limit < 1:  # type(): a JSON true is no limit
@@ -251,7 +251,7 @@ def batch_results(response: httpx.Response, alert_ids: Sequence[str]) -> list[Pu
     usable result (missing, garbled, given twice) is RetryLater: sending it again is safe,
     the queue absorbs a revision it holds."""
     where = f"queue POST {response.request.url.path}"
-    payload = _json(response)
+    payload = json_or_none(response)
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list):
         garbled = RetryLater(f"{where}: 200 without a 'results' array")
@@ -316,7 +316,7 @@ def failure(status: int, where: str, message: str, retry_after: str | None) -> R
     return RetryLater(text)
 
 
-def _json(response: httpx.Response) -> Any:
+def json_or_none(response: httpx.Response) -> Any:
     """The body as JSON, or None when it is not (nesting too deep for the parser included)."""
     try:
         return response.json()

@@ -18,7 +18,7 @@ from ...core.errors import TlsVerificationError
 from ...core.ports import NoTelemetry, Refused, RetryLater, Telemetry
 from ..http_client import tls_verification_error
 from ..json_body import CONTENT_TYPE, json_bytes
-from ..queue_http import failure
+from ..queue_http import failure, json_or_none
 
 QueryResult = list[Any] | Refused | RetryLater
 
@@ -75,7 +75,7 @@ class TheHiveClient:
             return response
         if response.status_code != 200:
             return verdict(response)
-        found = _json(response)
+        found = json_or_none(response)
         if not isinstance(found, list):
             return RetryLater("thehive POST /api/v1/query: 200 without a JSON array")
         return found
@@ -98,23 +98,16 @@ def verdict(response: httpx.Response) -> Refused | RetryLater:
 
 def error_type(response: httpx.Response) -> str:
     """TheHive's error `type` (CreateError, AuthenticationError...), or ""."""
-    body = _json(response)
+    body = json_or_none(response)
     found = body.get("type") if isinstance(body, dict) else None
     return found if isinstance(found, str) else ""
 
 
 def error_text(response: httpx.Response) -> str:
     """`<type>: <message>` from TheHive's error body, or the reason phrase."""
-    body = _json(response)
+    body = json_or_none(response)
     if not isinstance(body, dict):
         return response.reason_phrase
     kind, message = body.get("type"), body.get("message")
     parts = [str(part)[:300] for part in (kind, message) if isinstance(part, str) and part]
     return ": ".join(parts) or response.reason_phrase
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (ValueError, RecursionError):
-        return None

@@ -26,6 +26,7 @@ import structlog
 from ...core.errors import TlsVerificationError
 from ...core.model import JsonObject
 from ...core.ports import ChangesPage, PutOutcome, PutResult, Refused, RetryLater
+from ..queue_http import json_or_none
 from . import feed_cursor
 from .changes import audit_changes, bridge_alert_id, case_of
 from .client import TheHiveClient, error_type, path_of, verdict
@@ -421,9 +422,6 @@ def _duplicate(response: httpx.Response) -> bool:
 
 
 def _field(response: httpx.Response, name: str) -> str | None:
-    try:
-        body = response.json()
-    except (ValueError, RecursionError):
-        return None
+    body = json_or_none(response)
     value = body.get(name) if isinstance(body, dict) else None
     return value if isinstance(value, str) and value else None
